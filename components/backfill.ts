@@ -1,0 +1,76 @@
+import * as pulumi from "@pulumi/pulumi";
+import * as command from "@pulumi/command";
+import { inDirectory } from "../lib/shell";
+import { CommandEnvironment } from "./types";
+
+export interface BackfillArgs {
+    /** Application checkout where the backfill script runs. */
+    appDir: string;
+    /** Command that runs the backfill script, e.g. `poetry run python scripts/backfill_schema_sha_v2.py`. */
+    backfill: string;
+    /** Rows per commit (`--batch-size`). */
+    batchSize: number;
+    /** Pass `--force`: overwrite populated values. Flipping it re-runs the backfill. */
+    force: boolean;
+    /** Re-run whenever this changes (the migration's id: a re-applied migration has empty columns). */
+    migrationId: pulumi.Input<string>;
+    /** Carries PROTEA_DB_URL. */
+    environment: CommandEnvironment;
+}
+
+/** Per table, what a backfill run reported. */
+export interface BackfillCounts {
+    [table: string]: Record<string, number>;
+}
+
+/** Reads `<table>: updated=<n> skipped=<n>` (or `would_update=<n>`) lines. */
+export function parseBackfillSummary(output: string): BackfillCounts {
+    const counts: BackfillCounts = {};
+    for (const line of output.split("\n")) {
+        const table = /^\s*([A-Za-z_][\w.]*):/.exec(line)?.[1];
+        const pairs = [...line.matchAll(/\b([a-z_]+)=(\d+)\b/g)];
+        if (!table || pairs.length === 0) continue;
+        counts[table] = Object.fromEntries(pairs.map(([, key, value]) => [key, Number(value)]));
+    }
+    return counts;
+}
+
+/**
+ * The idempotent batched backfill: a `--dry-run` first (its summary is in
+ * the log), then the apply. Rows already populated are skipped, so a run that
+ * died part-way resumes on the next `pulumi up`. Delete does nothing: the
+ * columns go with the migration's downgrade.
+ */
+export class Backfill extends pulumi.ComponentResource {
+    /** The dry run's counts per table (JSON). */
+    readonly dryRun: pulumi.Output<BackfillCounts>;
+    /** The apply's counts per table (JSON). */
+    readonly applied: pulumi.Output<BackfillCounts>;
+    /** Changes whenever the backfill re-runs; verification re-runs on it. */
+    readonly appliedId: pulumi.Output<string>;
+
+    constructor(name: string, args: BackfillArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("protea:rollout:Backfill", name, {}, opts);
+        const force = args.force ? " --force" : "";
+        const triggers = [args.migrationId];
+        const dryRun = new command.local.Command(
+            `${name}-dry-run`,
+            { create: inDirectory(args.appDir, `${args.backfill} --dry-run${force}`), environment: args.environment, triggers },
+            { parent: this },
+        );
+        const apply = new command.local.Command(
+            `${name}-apply`,
+            {
+                create: inDirectory(args.appDir, `${args.backfill} --batch-size ${args.batchSize}${force}`),
+                environment: args.environment,
+                triggers,
+            },
+            { parent: this, dependsOn: [dryRun] },
+        );
+        // Only the parsed counts leave the secret stdout: numbers cannot carry a password.
+        this.dryRun = pulumi.unsecret(dryRun.stdout.apply(parseBackfillSummary));
+        this.applied = pulumi.unsecret(apply.stdout.apply(parseBackfillSummary));
+        this.appliedId = apply.id;
+        this.registerOutputs({ dryRun: this.dryRun, applied: this.applied, appliedId: this.appliedId });
+    }
+}

@@ -1,0 +1,196 @@
+/**
+ * The rollout's configuration: every `rollout:*` key, its default (the T1.6
+ * values of the runbook) and its validation, in one place. Pure: the program,
+ * the CLIs and the tests all call `parseRolloutConfig` with raw strings.
+ */
+import * as os from "node:os";
+import * as path from "node:path";
+import { parseDatabaseUrl, LibpqSettings } from "./databaseUrl";
+
+/** One additive column the migration adds, with the index on it. */
+export interface NewColumn {
+    table: string;
+    column: string;
+    index: string;
+    /** The older column the parity report compares against. */
+    legacyColumn: string;
+}
+
+export type PgAccess = "docker-exec" | "url";
+
+export interface RolloutConfig {
+    appDir: string;
+    alembic: string;
+    backfill: string;
+    expectedHead: string;
+    targetRevision: string;
+    database: LibpqSettings;
+    pgAccess: PgAccess;
+    container: string;
+    dbUser: string;
+    dbName: string;
+    backupDir: string;
+    backupLabel: string;
+    batchSize: number;
+    forceBackfill: boolean;
+    newColumns: NewColumn[];
+    pauseWriters?: string;
+    resumeWriters?: string;
+    lockTimeout: string;
+    paritySample: number;
+    restoreJobs: number;
+    protect: boolean;
+}
+
+export const DEFAULT_NEW_COLUMNS: NewColumn[] = [
+    { table: "dataset", column: "schema_sha_v2", index: "ix_dataset_schema_sha_v2", legacyColumn: "schema_sha" },
+    { table: "reranker_model", column: "schema_sha_v2", index: "ix_reranker_model_schema_sha_v2", legacyColumn: "feature_schema_sha" },
+];
+
+/** Raised for bad configuration; lists every problem and the key that fixes it. */
+export class RolloutConfigError extends Error {
+    constructor(readonly problems: string[]) {
+        super(`invalid rollout configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+        this.name = "RolloutConfigError";
+    }
+}
+
+export type RawConfig = Record<string, string | undefined>;
+
+const REVISION = /^[0-9a-f]{4,40}$/;
+const IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/;
+const LOCK_TIMEOUT = /^\d+(ms|s|min)?$/;
+
+export function expandHome(p: string, home = os.homedir()): string {
+    if (p === "~") return home;
+    if (p.startsWith("~/")) return path.join(home, p.slice(2));
+    return p;
+}
+
+/**
+ * Validates raw `rollout:*` values (key names without the namespace) and fills
+ * defaults. `dbUrl` is required; its value never appears in an error.
+ */
+export function parseRolloutConfig(raw: RawConfig, home = os.homedir()): RolloutConfig {
+    const problems: string[] = [];
+    const text = (key: string, fallback: string): string => {
+        const value = raw[key];
+        if (value === undefined) return fallback;
+        if (value.trim() === "") problems.push(`rollout:${key} is empty; unset it to use the default "${fallback}"`);
+        return value;
+    };
+    const integer = (key: string, fallback: number, min: number, max: number): number => {
+        const value = raw[key];
+        if (value === undefined) return fallback;
+        const n = Number(value);
+        if (!Number.isInteger(n) || n < min || n > max) {
+            problems.push(`rollout:${key} must be a whole number from ${min} to ${max}, got "${value}"`);
+            return fallback;
+        }
+        return n;
+    };
+    const flag = (key: string, fallback: boolean): boolean => {
+        const value = raw[key];
+        if (value === undefined) return fallback;
+        if (value !== "true" && value !== "false") {
+            problems.push(`rollout:${key} must be true or false, got "${value}"`);
+            return fallback;
+        }
+        return value === "true";
+    };
+    const revision = (key: string, fallback: string): string => {
+        const value = text(key, fallback);
+        if (!REVISION.test(value)) problems.push(`rollout:${key} must be an alembic revision id (hex), got "${value}"`);
+        return value;
+    };
+
+    const pgAccess = text("pgAccess", "docker-exec");
+    if (pgAccess !== "docker-exec" && pgAccess !== "url") {
+        problems.push(`rollout:pgAccess must be "docker-exec" or "url", got "${pgAccess}"`);
+    }
+
+    let database: LibpqSettings = { host: "", port: 0, user: "", database: "" };
+    if (raw.dbUrl === undefined || raw.dbUrl === "") {
+        problems.push("rollout:dbUrl is not set: run `pulumi config set --secret rollout:dbUrl 'postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB'`");
+    } else {
+        try {
+            database = parseDatabaseUrl(raw.dbUrl);
+        } catch (err) {
+            problems.push((err as Error).message);
+        }
+    }
+
+    let newColumns = DEFAULT_NEW_COLUMNS;
+    if (raw.newColumns !== undefined) {
+        newColumns = parseNewColumns(raw.newColumns, problems);
+    }
+
+    const expectedHead = revision("expectedHead", "9d2fb5a07e4c");
+    const targetRevision = revision("targetRevision", "a3c1d8e2f4b6");
+    if (expectedHead === targetRevision) {
+        problems.push("rollout:targetRevision equals rollout:expectedHead: there is nothing to migrate");
+    }
+    const lockTimeout = text("lockTimeout", "5s");
+    if (!LOCK_TIMEOUT.test(lockTimeout)) problems.push(`rollout:lockTimeout must look like 5s, 1500ms or 1min, got "${lockTimeout}"`);
+    const backupLabel = text("backupLabel", "pre-t16");
+    if (!/^[A-Za-z0-9._-]+$/.test(backupLabel)) problems.push(`rollout:backupLabel may hold only letters, digits, ".", "_" and "-", got "${backupLabel}"`);
+
+    const config: RolloutConfig = {
+        appDir: expandHome(text("appDir", "~/Thesis2/repositories/PROTEA"), home),
+        alembic: text("alembic", "poetry run alembic"),
+        backfill: text("backfill", "poetry run python scripts/backfill_schema_sha_v2.py"),
+        expectedHead,
+        targetRevision,
+        database,
+        pgAccess: pgAccess as PgAccess,
+        container: text("container", "protea-postgres-1"),
+        dbUser: text("dbUser", "protea"),
+        dbName: text("dbName", "protea"),
+        backupDir: expandHome(text("backupDir", "~/Thesis2/backups"), home),
+        backupLabel,
+        batchSize: integer("batchSize", 100, 1, 1_000_000),
+        forceBackfill: flag("forceBackfill", false),
+        newColumns,
+        pauseWriters: raw.pauseWriters || undefined,
+        resumeWriters: raw.resumeWriters || undefined,
+        lockTimeout,
+        paritySample: integer("paritySample", 10, 1, 10_000),
+        restoreJobs: integer("restoreJobs", 2, 1, 64),
+        protect: flag("protect", true),
+    };
+    if (problems.length > 0) throw new RolloutConfigError(problems);
+    return config;
+}
+
+function parseNewColumns(value: string, problems: string[]): NewColumn[] {
+    const usage = 'rollout:newColumns must be a JSON list of {"table","column","index","legacyColumn"} objects';
+    let parsed: unknown;
+    try {
+        parsed = JSON.parse(value);
+    } catch {
+        problems.push(`${usage}; it is not valid JSON`);
+        return DEFAULT_NEW_COLUMNS;
+    }
+    if (!Array.isArray(parsed) || parsed.length === 0) {
+        problems.push(`${usage}, with at least one entry`);
+        return DEFAULT_NEW_COLUMNS;
+    }
+    const columns: NewColumn[] = [];
+    for (const [i, entry] of parsed.entries()) {
+        const fields = ["table", "column", "index", "legacyColumn"] as const;
+        const bad = fields.filter((f) => typeof entry?.[f] !== "string" || !IDENTIFIER.test(entry[f]));
+        if (bad.length > 0) {
+            problems.push(`${usage}; entry ${i} has a missing or invalid ${bad.join(", ")} (lower-case SQL identifiers)`);
+            continue;
+        }
+        columns.push({ table: entry.table, column: entry.column, index: entry.index, legacyColumn: entry.legacyColumn });
+    }
+    return columns;
+}
+
+/** Every key the program reads, so the entry point and the CLIs read the same set. */
+export const CONFIG_KEYS = [
+    "appDir", "alembic", "backfill", "expectedHead", "targetRevision", "dbUrl", "pgAccess",
+    "container", "dbUser", "dbName", "backupDir", "backupLabel", "batchSize", "forceBackfill",
+    "newColumns", "pauseWriters", "resumeWriters", "lockTimeout", "paritySample", "restoreJobs", "protect",
+] as const;

@@ -1,0 +1,53 @@
+/**
+ * Opens a stack of this project through the Automation API, with the
+ * environment scripts/with-engine.sh sets (engine, backend, passphrase).
+ */
+import * as path from "node:path";
+import { LocalWorkspace, Stack } from "@pulumi/pulumi/automation";
+import { CONFIG_KEYS, parseRolloutConfig, RawConfig, RolloutConfig } from "./config";
+
+export const PROJECT_ROOT = path.resolve(__dirname, "..");
+
+export async function openStack(stackName: string, workDir = PROJECT_ROOT): Promise<Stack> {
+    try {
+        return await LocalWorkspace.selectStack({ stackName, workDir });
+    } catch (err) {
+        throw new Error(`cannot open stack "${stackName}": ${(err as Error).message.split("\n").find((l) => l.trim()) ?? ""}; list stacks with \`npm run pulumi -- stack ls\``);
+    }
+}
+
+/** The stack's rollout config, secrets decrypted in memory only. */
+export async function stackRolloutConfig(stack: Stack): Promise<RolloutConfig> {
+    const all = await stack.getAllConfig();
+    const raw: RawConfig = {};
+    for (const key of CONFIG_KEYS) raw[key] = all[`rollout:${key}`]?.value;
+    return parseRolloutConfig(raw);
+}
+
+/** URNs of the stack's resources of one type, e.g. protea:rollout:Migration. */
+export async function urnsOfType(stack: Stack, type: string): Promise<string[]> {
+    const state = await stack.exportStack();
+    const resources: { urn: string; type: string }[] = state.deployment?.resources ?? [];
+    return resources.filter((r) => r.type === type).map((r) => r.urn);
+}
+
+/** Reads `--name value` pairs and bare `--flag`s; unknown names are an error. */
+export function parseFlags(argv: string[], known: Record<string, "value" | "flag">, usage: string): Record<string, string | boolean> {
+    const flags: Record<string, string | boolean> = {};
+    for (let i = 0; i < argv.length; i++) {
+        const name = argv[i].replace(/^--/, "");
+        if (argv[i] === "--help" || argv[i] === "-h") {
+            process.stdout.write(`${usage}\n`);
+            process.exit(0);
+        }
+        if (!argv[i].startsWith("--") || !(name in known)) throw new Error(`unknown argument "${argv[i]}"\n\n${usage}`);
+        if (known[name] === "flag") {
+            flags[name] = true;
+        } else {
+            const value = argv[++i];
+            if (value === undefined || value.startsWith("--")) throw new Error(`--${name} needs a value\n\n${usage}`);
+            flags[name] = value;
+        }
+    }
+    return flags;
+}

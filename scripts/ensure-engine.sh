@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Makes sure the project has a Pulumi engine: the CLI, the Node.js language
+# host and the command provider plugin. Uses a `pulumi` of the pinned version
+# (or newer) found on PATH; otherwise builds the engine from the Go module proxy
+# into .state/engine (gitignored). Idempotent: a second run only checks stamps.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+ENGINE_DIR="${STATE_DIR}/engine"
+ENGINE_BIN="${ENGINE_DIR}/bin"
+PROVIDER_DIR="${ENGINE_DIR}/providers"
+export GOTOOLCHAIN=local
+export GOFLAGS="-mod=readonly -buildvcs=false"
+
+pinned_version() {
+    node -p "require('${PROJECT_ROOT}/package.json').dependencies['$1']"
+}
+PULUMI_VERSION="$(pinned_version @pulumi/pulumi)"
+COMMAND_VERSION="$(pinned_version @pulumi/command)"
+
+grep -q "github.com/pulumi/pulumi/pkg/v3 v${PULUMI_VERSION}\b" "${PROJECT_ROOT}/engine/go.mod" ||
+    die "engine/go.mod does not require pulumi pkg/v3 v${PULUMI_VERSION}, the @pulumi/pulumi version package.json pins; update them together"
+
+require_go() {
+    command -v go >/dev/null 2>&1 ||
+        die "building the Pulumi engine needs Go 1.24 or newer: install it (Debian: apt-get install golang-go) or put a pulumi >= v${PULUMI_VERSION} on PATH"
+}
+
+# version_at_least <have> <want>: true when have >= want (both vX.Y.Z or X.Y.Z).
+version_at_least() {
+    [ "$(printf '%s\n%s\n' "${1#v}" "${2#v}" | sort -V | head -n1)" = "${2#v}" ]
+}
+
+# A pulumi already on PATH (not ours) that is new enough, with its language host.
+system_pulumi() {
+    local found have
+    found="$(PATH="$(printf '%s' "$PATH" | tr ':' '\n' | grep -vxF "$ENGINE_BIN" | paste -sd:)" command -v pulumi 2>/dev/null)" || return 1
+    [ -x "$(dirname "$found")/pulumi-language-nodejs" ] || return 1
+    have="$(PULUMI_SKIP_UPDATE_CHECK=true "$found" version 2>/dev/null)" || return 1
+    version_at_least "$have" "$PULUMI_VERSION" || return 1
+    printf '%s' "$found"
+}
+
+build_cli() {
+    local stamp_file="${ENGINE_DIR}/cli.stamp" stamp
+    stamp="v${PULUMI_VERSION} $(go version 2>/dev/null) $(hash_files engine/go.mod engine/go.sum engine/language-host/go.mod engine/language-host/go.sum)"
+    if [ -x "${ENGINE_BIN}/pulumi" ] && [ -x "${ENGINE_BIN}/pulumi-language-nodejs" ] &&
+        [ "$(cat "$stamp_file" 2>/dev/null)" = "$stamp" ]; then
+        step "engine: pulumi v${PULUMI_VERSION} already built in .state/engine/bin"
+        return
+    fi
+    mkdir -p "$ENGINE_BIN"
+    local ldflags="-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v${PULUMI_VERSION}"
+    step "engine: building the Pulumi CLI v${PULUMI_VERSION} from the Go module proxy (first time: several minutes, ~1.5 GB of module cache)"
+    (cd "${PROJECT_ROOT}/engine" &&
+        go build -trimpath -tags osusergo,grpcnotrace -ldflags "$ldflags" \
+            -o "${ENGINE_BIN}/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi)
+    step "engine: building the Node.js language host"
+    (cd "${PROJECT_ROOT}/engine/language-host" &&
+        go build -trimpath -tags osusergo,grpcnotrace -ldflags "$ldflags" \
+            -o "${ENGINE_BIN}/pulumi-language-nodejs" github.com/pulumi/pulumi/sdk/v3/nodejs/cmd/pulumi-language-nodejs)
+    printf '%s' "$stamp" >"$stamp_file"
+}
+
+# The command provider is installed into PULUMI_HOME's plugin cache, where the
+# engine looks for `command` v${COMMAND_VERSION} when @pulumi/command asks for it.
+install_command_provider() {
+    local pulumi_bin="$1"
+    local stamp_file="${PULUMI_HOME}/plugins/.protea-command-provider.stamp" stamp
+    stamp="${COMMAND_VERSION} $(go version 2>/dev/null) $(hash_files engine/command-provider/go.mod engine/command-provider/go.sum engine/command-provider/*.go)"
+    if [ "$(cat "$stamp_file" 2>/dev/null)" = "$stamp" ] &&
+        "$pulumi_bin" plugin ls 2>/dev/null | grep -qE "^command +resource +${COMMAND_VERSION}\b"; then
+        step "engine: command provider ${COMMAND_VERSION} already installed"
+        return
+    fi
+    require_go
+    mkdir -p "$PROVIDER_DIR"
+    step "engine: building the command provider ${COMMAND_VERSION}"
+    (cd "${PROJECT_ROOT}/engine/command-provider" &&
+        CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "${PROVIDER_DIR}/pulumi-resource-command" .)
+    step "engine: installing the command provider into ${PULUMI_HOME}"
+    "$pulumi_bin" plugin install resource command "${COMMAND_VERSION}" \
+        --file "${PROVIDER_DIR}/pulumi-resource-command" --reinstall >/dev/null
+    printf '%s' "$stamp" >"$stamp_file"
+}
+
+main() {
+    export PULUMI_SKIP_UPDATE_CHECK=true
+    export PULUMI_HOME="${PULUMI_HOME:-${STATE_DIR}/pulumi-home}"
+    mkdir -p "$PULUMI_HOME"
+    local pulumi_bin
+    if pulumi_bin="$(system_pulumi)"; then
+        step "engine: using $pulumi_bin ($("$pulumi_bin" version))"
+    else
+        require_go
+        build_cli
+        pulumi_bin="${ENGINE_BIN}/pulumi"
+    fi
+    install_command_provider "$pulumi_bin"
+}
+
+main "$@"

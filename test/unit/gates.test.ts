@@ -1,0 +1,60 @@
+import { describe, expect, it } from "vitest";
+import { judgeRevisions, parseRevisions } from "../../lib/alembic";
+import { parseBackfillSummary } from "../../components/backfill";
+import { schemaMismatches } from "../../lib/schemaChecks";
+import { commandLine, quote } from "../../lib/shell";
+
+describe("alembic revisions", () => {
+    it("reads revision ids from alembic's output, ignoring log lines", () => {
+        const output = "INFO  [alembic.runtime.migration] Context impl PostgresqlImpl.\n9d2fb5a07e4c (head)\n";
+        expect(parseRevisions(output)).toEqual(["9d2fb5a07e4c"]);
+        expect(parseRevisions("")).toEqual([]);
+    });
+
+    it("passes when the database is at the expected head and the checkout's head is the target", () => {
+        expect(judgeRevisions(["9d2fb5a07e4c"], ["a3c1d8e2f4b6"], "9d2fb5a07e4c", "a3c1d8e2f4b6").ok).toBe(true);
+    });
+
+    it("names both revisions and says to reconcile with the deployer when current differs", () => {
+        const verdict = judgeRevisions(["1111aaaa2222"], ["a3c1d8e2f4b6"], "9d2fb5a07e4c", "a3c1d8e2f4b6");
+        expect(verdict.ok).toBe(false);
+        expect(verdict.message).toContain("1111aaaa2222");
+        expect(verdict.message).toContain("9d2fb5a07e4c");
+        expect(verdict.message).toContain("reconcile with the deployer");
+    });
+
+    it("reports a database already at the target revision as such", () => {
+        const verdict = judgeRevisions(["a3c1d8e2f4b6"], ["a3c1d8e2f4b6"], "9d2fb5a07e4c", "a3c1d8e2f4b6");
+        expect(verdict).toMatchObject({ ok: false, alreadyAtTarget: true });
+        expect(verdict.message).toContain("already at the target revision a3c1d8e2f4b6");
+    });
+
+    it("fails on several heads or a checkout without the migration", () => {
+        expect(judgeRevisions(["9d2fb5a07e4c"], ["a3c1d8e2f4b6", "ffff00001111"], "9d2fb5a07e4c", "a3c1d8e2f4b6").ok).toBe(false);
+        expect(judgeRevisions(["9d2fb5a07e4c"], ["9d2fb5a07e4c"], "9d2fb5a07e4c", "a3c1d8e2f4b6").message).toContain("deploy the application version");
+    });
+});
+
+describe("backfill summary", () => {
+    it("reads per-table counts", () => {
+        const out = "canonical digest: 0123456789ab\ndataset: updated=2 skipped=0\nreranker_model: updated=49 skipped=2\n";
+        expect(parseBackfillSummary(out)).toEqual({ dataset: { updated: 2, skipped: 0 }, reranker_model: { updated: 49, skipped: 2 } });
+        expect(parseBackfillSummary("dataset: would_update=3 skipped=1")).toEqual({ dataset: { would_update: 3, skipped: 1 } });
+    });
+});
+
+describe("schema mismatches", () => {
+    const state = { table: "dataset", column: "schema_sha_v2", index: "ix_dataset_schema_sha_v2", columnExists: true, indexExists: false };
+    it("lists what is not as expected", () => {
+        expect(schemaMismatches([state], "present")).toEqual(["index ix_dataset_schema_sha_v2 on dataset is missing"]);
+        expect(schemaMismatches([state], "absent")).toEqual(["column dataset.schema_sha_v2 is present"]);
+    });
+});
+
+describe("shell quoting", () => {
+    it("quotes anything a shell would interpret", () => {
+        expect(quote("plain-word_1.2")).toBe("plain-word_1.2");
+        expect(quote("it's $HOME; rm -rf /")).toBe(`'it'\\''s $HOME; rm -rf /'`);
+        expect(commandLine("echo", "a b", "")).toBe("echo 'a b' ''");
+    });
+});
