@@ -82,7 +82,12 @@ export function createRollout(config: RolloutConfig, dbUrl: pulumi.Input<string>
     );
     const verification = new Verification(
         "verification",
-        { newColumns: config.newColumns, paritySample: config.paritySample, backfillId: backfill.appliedId, environment },
+        {
+            newColumns: config.newColumns,
+            paritySample: config.paritySample,
+            backfillRun: pulumi.all([backfill.appliedId, backfill.applied]),
+            environment,
+        },
         after(backfill),
     );
     const resume = new Resume("resume", { resumeWriters: config.resumeWriters }, after(verification));

@@ -10,8 +10,8 @@ export interface VerificationArgs {
     newColumns: NewColumn[];
     /** How many of the latest rows per table the parity report samples. */
     paritySample: number;
-    /** Re-verify whenever this changes (the backfill's id). */
-    backfillId: pulumi.Input<string>;
+    /** Re-verify whenever this changes (the backfill's id and counts: a forced re-run changes them). */
+    backfillRun: pulumi.Input<unknown>;
     /** Carries PROTEA_DB_URL. */
     environment: CommandEnvironment;
 }
@@ -33,7 +33,7 @@ export class Verification extends pulumi.ComponentResource {
             {
                 create: rolloutCommand("verify-backfill", "--columns", JSON.stringify(args.newColumns), "--parity-sample", args.paritySample),
                 environment: args.environment,
-                triggers: [args.backfillId],
+                triggers: [args.backfillRun],
             },
             { parent: this },
         );

@@ -121,7 +121,7 @@ export function parseRolloutConfig(raw: RawConfig, home = os.homedir()): Rollout
     }
 
     let newColumns = DEFAULT_NEW_COLUMNS;
-    if (raw.newColumns !== undefined) {
+    if (raw.newColumns) {
         newColumns = parseNewColumns(raw.newColumns, problems);
     }
 

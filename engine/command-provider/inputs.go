@@ -384,8 +384,9 @@ func (a baseArgs) logStderr() bool {
 	return a.Logging == nil || *a.Logging == logStderr || *a.Logging == logStdoutAndStderr
 }
 
-// secretFeedKeys are the inputs whose content reaches the command's process; if one of
-// them holds a secret, what the command prints may reveal it.
+// outputsShouldBeSecret reports whether an input whose content reaches the command's
+// process (the command itself, interpreter, environment, stdin) holds a secret; if one
+// does, what the command prints may reveal it, so stdout and stderr are made secret.
 func outputsShouldBeSecret(m resource.PropertyMap, commandKey string) bool {
 	for _, k := range []string{commandKey, keyInterpreter, keyEnvironment, keyStdin} {
 		if v, ok := m[resource.PropertyKey(k)]; ok && isSecretValue(v) {

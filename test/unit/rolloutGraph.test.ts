@@ -76,7 +76,9 @@ describe("the rollout graph", () => {
     it("re-runs the backfill when the migration is re-applied, and verification when the backfill re-runs", async () => {
         await build();
         expect(registered("backfill-apply").inputs.triggers).toEqual(["migration-upgrade-id"]);
-        expect(registered("verification-gate").inputs.triggers).toEqual(["backfill-apply-id"]);
+        expect(registered("verification-gate").inputs.triggers).toEqual([
+            ["backfill-apply-id", { dataset: { updated: 2, skipped: 0 }, reranker_model: { updated: 51, skipped: 0 } }],
+        ]);
     });
 
     it("passes the database URL only in the environment, never in a command string", async () => {

@@ -7,6 +7,8 @@ import { requireEngine } from "./requireEngine";
 
 export interface TestStack {
     stack: Stack;
+    /** Backend and passphrase, for child processes (e.g. `npm run rollback`) that open the same stack. */
+    env: Record<string, string>;
     /** Destroys what is left and removes the stack and its temporary backend. */
     remove(): Promise<void>;
 }
@@ -19,23 +21,20 @@ export async function newTestStack(workDir: string, config: Record<string, { val
     requireEngine();
     const backendDir = fs.mkdtempSync(path.join(os.tmpdir(), "protea-backend-"));
     const stackName = `test-${randomBytes(4).toString("hex")}`;
-    const stack = await LocalWorkspace.createStack(
-        { stackName, workDir },
-        {
-            envVars: {
-                PULUMI_BACKEND_URL: `file://${backendDir}`,
-                PULUMI_CONFIG_PASSPHRASE: "integration-test-passphrase",
-            },
-        },
-    );
+    const env = { PULUMI_BACKEND_URL: `file://${backendDir}`, PULUMI_CONFIG_PASSPHRASE: "integration-test-passphrase" };
+    const stack = await LocalWorkspace.createStack({ stackName, workDir }, { envVars: env });
     await stack.setAllConfig(config);
     return {
         stack,
+        env,
         async remove() {
             try {
-                await stack.destroy();
-                await stack.workspace.removeStack(stackName);
+                // A stack whose last update failed may not destroy cleanly; what
+                // matters here is that no test leaves a stack or its config file.
+                await stack.destroy().catch(() => undefined);
+                await stack.workspace.removeStack(stackName, { force: true });
             } finally {
+                fs.rmSync(path.join(workDir, `Pulumi.${stackName}.yaml`), { force: true });
                 fs.rmSync(backendDir, { recursive: true, force: true });
             }
         },

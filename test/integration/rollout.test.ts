@@ -1,0 +1,248 @@
+/**
+ * The prod-shaped stack (url access) under the real engine, against a real
+ * PostgreSQL cluster and the PROTEA fixture: preview, up, idempotent re-up,
+ * forced backfill, rollback, re-apply, restore, and the faults.
+ */
+import { execFileSync, spawn } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { useTemporaryPostgresCluster } from "../../lib/postgresCluster";
+import { countRows, columnExists, indexExists, installWriteLog, writeLogStats } from "./helpers/db";
+import { newTestStack, TestStack } from "./helpers/engine";
+import { alembic, alembicCurrent, EXPECTED_HEAD, expectSuccess, FIXTURE_DIR, FIXTURE_PYTHON, PROJECT_ROOT, seedSample } from "./helpers/fixture";
+import { DatabaseSnapshot, filesIn, snapshotDatabase, watchProcessList } from "./helpers/snapshots";
+
+process.env.PYTHONDONTWRITEBYTECODE = "1";
+
+const cluster = useTemporaryPostgresCluster({ beforeAll, afterAll });
+const workDir = fs.mkdtempSync(path.join(os.tmpdir(), "protea-rollout-"));
+const backupDir = path.join(workDir, "backups");
+const engineOutput: string[] = [];
+const onOutput = (out: string) => engineOutput.push(out);
+const stacks: TestStack[] = [];
+
+function stackConfig(overrides: Record<string, string> = {}) {
+    const config: Record<string, { value: string; secret?: boolean }> = {
+        "rollout:dbUrl": { value: cluster().sqlalchemyUrl, secret: true },
+        "rollout:pgAccess": { value: "url" },
+        "rollout:appDir": { value: FIXTURE_DIR },
+        "rollout:alembic": { value: `${FIXTURE_PYTHON} -m alembic` },
+        "rollout:backfill": { value: `${FIXTURE_PYTHON} scripts/backfill_schema_sha_v2.py` },
+        "rollout:backupDir": { value: backupDir },
+        "rollout:protect": { value: "false" },
+        "rollout:pauseWriters": { value: `touch ${path.join(workDir, "paused")}` },
+        "rollout:resumeWriters": { value: `touch ${path.join(workDir, "resumed")}` },
+    };
+    for (const [key, value] of Object.entries(overrides)) config[`rollout:${key}`] = { value };
+    return config;
+}
+
+async function createStack(overrides: Record<string, string> = {}): Promise<TestStack> {
+    const testStack = await newTestStack(PROJECT_ROOT, stackConfig(overrides));
+    stacks.push(testStack);
+    return testStack;
+}
+
+/** Runs an npm script the way an operator would, with the test stack's backend. */
+function npmRun(script: string, args: string[], env: Record<string, string>): Promise<{ code: number; output: string }> {
+    return new Promise((resolve) => {
+        const child = spawn("npm", ["run", "--silent", script, "--", ...args], { cwd: PROJECT_ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+        let output = "";
+        child.stdout.on("data", (d) => (output += d));
+        child.stderr.on("data", (d) => (output += d));
+        child.on("close", (code) => resolve({ code: code ?? 1, output }));
+    });
+}
+
+async function schemaState() {
+    const config = cluster().clientConfig;
+    return {
+        datasetColumn: await columnExists(config, "dataset", "schema_sha_v2"),
+        rerankerColumn: await columnExists(config, "reranker_model", "schema_sha_v2"),
+        datasetIndex: await indexExists(config, "ix_dataset_schema_sha_v2"),
+        rerankerIndex: await indexExists(config, "ix_reranker_model_schema_sha_v2"),
+    };
+}
+const ALL_PRESENT = { datasetColumn: true, rerankerColumn: true, datasetIndex: true, rerankerIndex: true };
+const ALL_ABSENT = { datasetColumn: false, rerankerColumn: false, datasetIndex: false, rerankerIndex: false };
+
+const snapshot = () => snapshotDatabase(cluster().clientConfig, { ...cluster().libpqEnv });
+
+afterAll(async () => {
+    for (const s of stacks.reverse()) await s.remove().catch(() => undefined);
+    fs.rmSync(workDir, { recursive: true, force: true });
+});
+
+describe("the rollout on the prod-shaped stack", () => {
+    let main: TestStack;
+    let beforeRollout: DatabaseSnapshot;
+
+    beforeAll(async () => {
+        const url = cluster().sqlalchemyUrl;
+        expectSuccess(await alembic(url, "upgrade", EXPECTED_HEAD), "alembic upgrade to the expected head");
+        expectSuccess(await seedSample(url), "seed");
+        main = await createStack();
+        beforeRollout = await snapshot();
+    });
+
+    it("preview changes nothing: same schema, same rows, no dump", async () => {
+        const preview = await main.stack.preview({ onOutput });
+        expect(preview.changeSummary.create).toBeGreaterThanOrEqual(15);
+        expect(await snapshot()).toEqual(beforeRollout);
+        expect(filesIn(backupDir)).toEqual([]);
+        expect(await alembicCurrent(cluster().sqlalchemyUrl)).toBe(EXPECTED_HEAD);
+    });
+
+    it("up migrates, backfills and verifies, behind a verified 0600 dump; the password never shows in the process list", async () => {
+        const stopWatching = watchProcessList(cluster().password);
+        const up = await main.stack.up({ onOutput });
+        const processList = stopWatching();
+        expect(up.summary.result).toBe("succeeded");
+        expect(processList.samples).toBeGreaterThan(10);
+        expect(processList.hits).toEqual([]);
+
+        expect(await schemaState()).toEqual(ALL_PRESENT);
+        expect(await countRows(cluster().clientConfig, "dataset", "schema_sha_v2 IS NULL")).toBe(0);
+        expect(await countRows(cluster().clientConfig, "reranker_model", "schema_sha_v2 IS NULL")).toBe(0);
+
+        const outputs = up.outputs;
+        const dump = outputs.backupPath.value as string;
+        expect(path.dirname(dump)).toBe(backupDir);
+        expect(path.basename(dump)).toMatch(/^pre-t16-\d{8}-\d{6}\.dump$/);
+        expect(filesIn(backupDir)).toEqual([path.basename(dump)]);
+        expect(fs.statSync(dump).mode & 0o777).toBe(0o600);
+        expect(outputs.backupSizeBytes.value).toBe(fs.statSync(dump).size);
+        expect(outputs.backupSha256.value).toMatch(/^[0-9a-f]{64}$/);
+
+        const datasets = await countRows(cluster().clientConfig, "dataset");
+        const models = await countRows(cluster().clientConfig, "reranker_model");
+        expect(outputs.backfillDryRun.value.dataset.would_update).toBe(datasets);
+        expect(outputs.backfillApplied.value.dataset).toMatchObject({ updated: datasets, skipped: 0 });
+        expect(outputs.backfillApplied.value.reranker_model).toMatchObject({ updated: models, skipped: 0 });
+        expect(outputs.nullCounts.value).toEqual([
+            { table: "dataset", column: "schema_sha_v2", nulls: 0, rows: datasets },
+            { table: "reranker_model", column: "schema_sha_v2", nulls: 0, rows: models },
+        ]);
+        expect(outputs.parity.value.map((p: { sampled: number }) => p.sampled)).toEqual([Math.min(10, datasets), 10]);
+        expect(fs.existsSync(path.join(workDir, "paused")) && fs.existsSync(path.join(workDir, "resumed"))).toBe(true);
+    });
+
+    it("a second up changes nothing and does not re-run the backfill", async () => {
+        await installWriteLog(cluster().clientConfig, ["dataset", "reranker_model"]);
+        const up = await main.stack.up({ onOutput });
+        expect(up.summary.result).toBe("succeeded");
+        expect(Object.keys(up.summary.resourceChanges ?? {})).toEqual(["same"]);
+        expect((await writeLogStats(cluster().clientConfig, "dataset")).rowsWritten).toBe(0);
+        expect((await writeLogStats(cluster().clientConfig, "reranker_model")).rowsWritten).toBe(0);
+    });
+
+    it("forceBackfill=true re-runs the backfill with --force", async () => {
+        await main.stack.setConfig("rollout:forceBackfill", { value: "true" });
+        const up = await main.stack.up({ onOutput });
+        // A changed command runs again as an update (the provider re-runs create).
+        expect(up.summary.resourceChanges?.update).toBeGreaterThanOrEqual(2);
+        const models = await countRows(cluster().clientConfig, "reranker_model");
+        expect(up.outputs.backfillApplied.value.reranker_model).toMatchObject({ updated: models });
+        const writes = await writeLogStats(cluster().clientConfig, "reranker_model");
+        expect(writes).toMatchObject({ rowsWritten: models, rowsWrittenTwice: 0 });
+        await main.stack.setConfig("rollout:forceBackfill", { value: "false" });
+    });
+
+    it("npm run rollback downgrades, verifies and keeps the dump; a later up re-applies cleanly", async () => {
+        const dumps = filesIn(backupDir);
+        const rollback = await npmRun("rollback", ["--stack", main.stack.name, "--yes"], main.env);
+        engineOutput.push(rollback.output);
+        expect(rollback.code, rollback.output).toBe(0);
+        expect(rollback.output).toContain("rollback succeeded");
+        expect(await schemaState()).toEqual(ALL_ABSENT);
+        expect(await alembicCurrent(cluster().sqlalchemyUrl)).toBe(EXPECTED_HEAD);
+        expect(filesIn(backupDir)).toEqual(dumps);
+
+        const up = await main.stack.up({ onOutput });
+        expect(up.summary.result).toBe("succeeded");
+        expect(await schemaState()).toEqual(ALL_PRESENT);
+        expect(await countRows(cluster().clientConfig, "dataset", "schema_sha_v2 IS NULL")).toBe(0);
+    });
+
+    it("npm run restore returns the database to its pre-rollout schema and data", async () => {
+        const refused = await npmRun("restore", ["--stack", main.stack.name, "--confirm", "wrong-db"], main.env);
+        expect(refused.code).not.toBe(0);
+        expect(refused.output).toContain(`pass --confirm ${cluster().database}`);
+        expect(await schemaState()).toEqual(ALL_PRESENT);
+
+        const restore = await npmRun("restore", ["--stack", main.stack.name, "--confirm", cluster().database], main.env);
+        engineOutput.push(restore.output);
+        expect(restore.code, restore.output).toBe(0);
+        expect(await snapshot()).toEqual(beforeRollout);
+        expect(await alembicCurrent(cluster().sqlalchemyUrl)).toBe(EXPECTED_HEAD);
+        // The state no longer claims a migration the database does not have.
+        const preview = await main.stack.preview();
+        expect(preview.changeSummary.create).toBeGreaterThanOrEqual(5);
+    });
+
+    it("a wrong expectedHead stops the update before any change, naming both revisions", async () => {
+        const before = await snapshot();
+        const dumps = filesIn(backupDir);
+        const wrong = await createStack({ expectedHead: "0123456789ab" });
+        const failure = await wrong.stack.up({ onOutput }).then(() => undefined, (err: Error) => err.message);
+        expect(failure).toContain("alembic current is 9d2fb5a07e4c but rollout:expectedHead is 0123456789ab");
+        expect(failure).toContain("reconcile with the deployer");
+        expect(await snapshot()).toEqual(before);
+        expect(filesIn(backupDir)).toEqual(dumps);
+    });
+
+    it("a backfill that dies after its first batch fails the update; the next up completes without losing or rewriting a row", async () => {
+        const faulty = await createStack({ batchSize: "10", backfill: `PROTEA_BACKFILL_FAIL_AFTER_BATCHES=1 ${FIXTURE_PYTHON} scripts/backfill_schema_sha_v2.py` });
+        await faulty.stack.setConfig("rollout:backupDir", { value: path.join(workDir, "faulty-backups") });
+        // The migration has to exist before the write log can watch its column.
+        const failure = await faulty.stack.up({ onOutput }).then(() => undefined, (err: Error) => err.message);
+        expect(failure).toMatch(/backfill-apply/);
+        expect(await schemaState()).toEqual(ALL_PRESENT);
+        const models = await countRows(cluster().clientConfig, "reranker_model");
+        const datasets = await countRows(cluster().clientConfig, "dataset");
+        const populated = await countRows(cluster().clientConfig, "dataset", "schema_sha_v2 IS NOT NULL");
+        expect(populated).toBe(Math.min(10, datasets));
+
+        await installWriteLog(cluster().clientConfig, ["dataset", "reranker_model"]);
+        await faulty.stack.setConfig("rollout:backfill", { value: `${FIXTURE_PYTHON} scripts/backfill_schema_sha_v2.py` });
+        const up = await faulty.stack.up({ onOutput });
+        expect(up.summary.result).toBe("succeeded");
+        expect(await countRows(cluster().clientConfig, "dataset", "schema_sha_v2 IS NULL")).toBe(0);
+        expect(await countRows(cluster().clientConfig, "reranker_model", "schema_sha_v2 IS NULL")).toBe(0);
+        const datasetWrites = await writeLogStats(cluster().clientConfig, "dataset");
+        expect(datasetWrites).toMatchObject({ rowsWritten: datasets - populated, rowsWrittenTwice: 0 });
+        expect((await writeLogStats(cluster().clientConfig, "reranker_model")).rowsWrittenTwice).toBe(0);
+        expect(up.outputs.backfillApplied.value.reranker_model.updated + up.outputs.backfillApplied.value.reranker_model.skipped).toBe(models);
+        const rollback = await npmRun("rollback", ["--stack", faulty.stack.name, "--yes"], faulty.env);
+        expect(rollback.code, rollback.output).toBe(0);
+    });
+
+    it("an unreachable database, a missing dbUrl and an unknown pgAccess each fail with the key or command that fixes it", async () => {
+        const unreachable = await createStack();
+        await unreachable.stack.setConfig("rollout:dbUrl", { value: "postgresql+psycopg://protea:nope@127.0.0.1:1/protea", secret: true });
+        const down = await unreachable.stack.up({ onOutput }).then(() => "", (err: Error) => err.message);
+        expect(down).toContain("the database does not answer at 127.0.0.1:1");
+        expect(down).toContain("check rollout:dbUrl");
+
+        const missing = await createStack();
+        await missing.stack.removeConfig("rollout:dbUrl");
+        const noUrl = await missing.stack.preview().then(() => "", (err: Error) => err.message);
+        expect(noUrl).toContain("rollout:dbUrl is not set: run `pulumi config set --secret rollout:dbUrl");
+
+        const badAccess = await createStack({ pgAccess: "ssh" });
+        const access = await badAccess.stack.preview().then(() => "", (err: Error) => err.message);
+        expect(access).toContain('rollout:pgAccess must be "docker-exec" or "url", got "ssh"');
+    });
+
+    it("the password appears in no engine output and not in the exported state", async () => {
+        const password = cluster().password;
+        expect(engineOutput.join("").length).toBeGreaterThan(1000);
+        expect(engineOutput.join("")).not.toContain(password);
+        // The CLI itself, as an operator runs it (the Automation API's export shows secrets).
+        const exported = execFileSync("pulumi", ["stack", "export", "--stack", main.stack.name], { cwd: PROJECT_ROOT, env: { ...process.env, ...main.env }, encoding: "utf8" });
+        expect(exported).toContain("ciphertext");
+        expect(exported).not.toContain(password);
+    });
+});
