@@ -7,7 +7,7 @@
  */
 import { execFileSync } from "node:child_process";
 import { restoreFromDump } from "../lib/restore";
-import { openStack, parseFlags, stackRolloutConfig, urnsOfType } from "../lib/stack";
+import { openStack, parseFlags, stackConfig, urnsOfType } from "../lib/stack";
 
 const USAGE = `usage: npm run restore -- --stack <name> --confirm <database name> [--dump FILE]
 
@@ -20,7 +20,7 @@ async function main(): Promise<void> {
     const flags = parseFlags(process.argv.slice(2), { stack: "value", confirm: "value", dump: "value" }, USAGE);
     if (typeof flags.stack !== "string") throw new Error(`--stack is required\n\n${USAGE}`);
     const stack = await openStack(flags.stack);
-    const config = await stackRolloutConfig(stack);
+    const { rollout: config } = await stackConfig(stack);
     const databaseName = config.pgAccess === "docker-exec" ? config.dbName : config.database.database;
     if (flags.confirm !== databaseName) {
         throw new Error(`restoring drops schema public of database "${databaseName}": pass --confirm ${databaseName} to go on; nothing changed`);

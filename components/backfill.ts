@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
-import { inDirectory } from "../lib/shell";
+import { inDirectory, stepMillis, timed } from "../lib/shell";
 import { CommandEnvironment } from "./types";
 
 export interface BackfillArgs {
@@ -48,6 +48,9 @@ export class Backfill extends pulumi.ComponentResource {
     readonly applied: pulumi.Output<BackfillCounts>;
     /** Changes whenever the backfill re-runs; verification re-runs on it. */
     readonly appliedId: pulumi.Output<string>;
+    /** Wall times of the dry run and the apply, in milliseconds. */
+    readonly dryRunMillis: pulumi.Output<number | undefined>;
+    readonly applyMillis: pulumi.Output<number | undefined>;
 
     constructor(name: string, args: BackfillArgs, opts?: pulumi.ComponentResourceOptions) {
         super("protea:rollout:Backfill", name, {}, opts);
@@ -55,13 +58,13 @@ export class Backfill extends pulumi.ComponentResource {
         const triggers = [args.migrationId];
         const dryRun = new command.local.Command(
             `${name}-dry-run`,
-            { create: inDirectory(args.appDir, `${args.backfill} --dry-run${force}`), environment: args.environment, triggers },
+            { create: timed("backfill-dry-run", inDirectory(args.appDir, `${args.backfill} --dry-run${force}`)), environment: args.environment, triggers },
             { parent: this },
         );
         const apply = new command.local.Command(
             `${name}-apply`,
             {
-                create: inDirectory(args.appDir, `${args.backfill} --batch-size ${args.batchSize}${force}`),
+                create: timed("backfill-apply", inDirectory(args.appDir, `${args.backfill} --batch-size ${args.batchSize}${force}`)),
                 environment: args.environment,
                 triggers,
             },
@@ -71,6 +74,14 @@ export class Backfill extends pulumi.ComponentResource {
         this.dryRun = pulumi.unsecret(dryRun.stdout.apply(parseBackfillSummary));
         this.applied = pulumi.unsecret(apply.stdout.apply(parseBackfillSummary));
         this.appliedId = apply.id;
-        this.registerOutputs({ dryRun: this.dryRun, applied: this.applied, appliedId: this.appliedId });
+        this.dryRunMillis = pulumi.unsecret(dryRun.stderr.apply((err) => stepMillis(err, "backfill-dry-run")));
+        this.applyMillis = pulumi.unsecret(apply.stderr.apply((err) => stepMillis(err, "backfill-apply")));
+        this.registerOutputs({
+            dryRun: this.dryRun,
+            applied: this.applied,
+            appliedId: this.appliedId,
+            dryRunMillis: this.dryRunMillis,
+            applyMillis: this.applyMillis,
+        });
     }
 }

@@ -6,3 +6,4 @@ export * from "./backfill";
 export * from "./verification";
 export * from "./resume";
 export * from "./rolloutGraph";
+export * from "./drillDatabase";

@@ -2,7 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import type { NewColumn } from "../lib/config";
 import { rolloutCommand } from "../lib/rolloutCli";
-import { andThen, inDirectory, quote } from "../lib/shell";
+import { andThen, inDirectory, quote, stepMillis, timed } from "../lib/shell";
 import { CommandEnvironment } from "./types";
 
 export interface MigrationArgs {
@@ -31,6 +31,8 @@ export interface MigrationArgs {
 export class Migration extends pulumi.ComponentResource {
     /** Changes whenever the migration is (re)applied; dependents re-run on it. */
     readonly appliedId: pulumi.Output<string>;
+    /** Wall time of `alembic upgrade`, in milliseconds. */
+    readonly upgradeMillis: pulumi.Output<number | undefined>;
 
     constructor(name: string, args: MigrationArgs, opts?: pulumi.ComponentResourceOptions) {
         super("protea:rollout:Migration", name, {}, opts);
@@ -39,11 +41,11 @@ export class Migration extends pulumi.ComponentResource {
             `${name}-upgrade`,
             {
                 create: andThen(
-                    inDirectory(args.appDir, `${args.alembic} upgrade ${quote(args.targetRevision)}`),
+                    timed("upgrade", inDirectory(args.appDir, `${args.alembic} upgrade ${quote(args.targetRevision)}`)),
                     rolloutCommand("verify-schema", "--expect", "present", "--columns", columns),
                 ),
                 delete: andThen(
-                    inDirectory(args.appDir, `${args.alembic} downgrade ${quote(args.expectedHead)}`),
+                    timed("downgrade", inDirectory(args.appDir, `${args.alembic} downgrade ${quote(args.expectedHead)}`)),
                     rolloutCommand("verify-schema", "--expect", "absent", "--columns", columns),
                 ),
                 environment: pulumi.output(args.environment).apply((env) => ({
@@ -56,6 +58,8 @@ export class Migration extends pulumi.ComponentResource {
             { parent: this, deleteBeforeReplace: true },
         );
         this.appliedId = upgrade.id;
-        this.registerOutputs({ appliedId: this.appliedId });
+        // A number parsed from stderr cannot carry the password.
+        this.upgradeMillis = pulumi.unsecret(upgrade.stderr.apply((err) => stepMillis(err, "upgrade")));
+        this.registerOutputs({ appliedId: this.appliedId, upgradeMillis: this.upgradeMillis });
     }
 }

@@ -30,8 +30,8 @@ export function createRollout(config: RolloutConfig, dbUrl: pulumi.Input<string>
     // Each step waits for every step before it, not only the previous one: a
     // step without commands (Quiesce with nothing to pause) must not let the
     // next one start early.
-    const done: pulumi.Resource[] = [];
-    const after = (...steps: pulumi.Resource[]): pulumi.ComponentResourceOptions => {
+    const done: pulumi.Input<pulumi.Resource>[] = opts.dependsOn ? ([] as pulumi.Input<pulumi.Resource>[]).concat(opts.dependsOn as pulumi.Input<pulumi.Resource>[]) : [];
+    const after = (...steps: pulumi.Input<pulumi.Resource>[]): pulumi.ComponentResourceOptions => {
         done.push(...steps);
         return { ...opts, dependsOn: [...done] };
     };
@@ -39,7 +39,7 @@ export function createRollout(config: RolloutConfig, dbUrl: pulumi.Input<string>
     const preflight = new Preflight(
         "preflight",
         { appDir: config.appDir, alembic: config.alembic, expectedHead: config.expectedHead, targetRevision: config.targetRevision, environment },
-        opts,
+        after(),
     );
     const backup = new Backup(
         "backup",

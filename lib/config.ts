@@ -69,9 +69,12 @@ export function expandHome(p: string, home = os.homedir()): string {
 
 /**
  * Validates raw `rollout:*` values (key names without the namespace) and fills
- * defaults. `dbUrl` is required; its value never appears in an error.
+ * defaults. `dbUrl` is required; its value never appears in an error. Relative
+ * `appDir` and `backupDir` are resolved against `baseDir`.
  */
-export function parseRolloutConfig(raw: RawConfig, home = os.homedir()): RolloutConfig {
+export function parseRolloutConfig(raw: RawConfig, home = os.homedir(), baseDir = process.cwd()): RolloutConfig {
+    // Relative paths are relative to the project (the drill's fixture checkout).
+    const directory = (p: string) => path.resolve(baseDir, expandHome(p, home));
     const problems: string[] = [];
     const text = (key: string, fallback: string): string => {
         const value = raw[key];
@@ -136,7 +139,7 @@ export function parseRolloutConfig(raw: RawConfig, home = os.homedir()): Rollout
     if (!/^[A-Za-z0-9._-]+$/.test(backupLabel)) problems.push(`rollout:backupLabel may hold only letters, digits, ".", "_" and "-", got "${backupLabel}"`);
 
     const config: RolloutConfig = {
-        appDir: expandHome(text("appDir", "~/Thesis2/repositories/PROTEA"), home),
+        appDir: directory(text("appDir", "~/Thesis2/repositories/PROTEA")),
         alembic: text("alembic", "poetry run alembic"),
         backfill: text("backfill", "poetry run python scripts/backfill_schema_sha_v2.py"),
         expectedHead,
@@ -146,7 +149,7 @@ export function parseRolloutConfig(raw: RawConfig, home = os.homedir()): Rollout
         container: text("container", "protea-postgres-1"),
         dbUser: text("dbUser", "protea"),
         dbName: text("dbName", "protea"),
-        backupDir: expandHome(text("backupDir", "~/Thesis2/backups"), home),
+        backupDir: directory(text("backupDir", "~/Thesis2/backups")),
         backupLabel,
         batchSize: integer("batchSize", 100, 1, 1_000_000),
         forceBackfill: flag("forceBackfill", false),

@@ -55,6 +55,14 @@ export interface PostgresClusterOptions {
     serverOsUser?: string;
     /** Receives one line per step (never a secret). Defaults to discarding them. */
     log?: (line: string) => void;
+    /** Listen on this port instead of a free one; fails when it is taken. Defaults to a free port. */
+    port?: number;
+    /**
+     * Leave the server running when this process exits: no exit handlers, no
+     * watchdog. For the drill, whose cluster outlives the command that starts
+     * it; stop it with {@link stopClusterInDir}. Needs `stateDir`. Defaults to false.
+     */
+    detached?: boolean;
 }
 
 /** A running cluster, as returned by {@link startPostgresCluster}. */
@@ -553,8 +561,11 @@ export async function startPostgresCluster(options: PostgresClusterOptions = {})
         dataDir,
         removableDirs: longSocketPath ? [rootDir, socketDir] : [rootDir],
     };
-    liveClusters.add(live);
-    installSafetyNet();
+    if (options.detached && !options.stateDir) throw new Error("a detached cluster needs a stateDir to be found and stopped again");
+    if (!options.detached) {
+        liveClusters.add(live);
+        installSafetyNet();
+    }
 
     let postmasterPid: number | undefined;
     let stopping: Promise<void> | undefined;
@@ -574,7 +585,7 @@ export async function startPostgresCluster(options: PostgresClusterOptions = {})
         await fsp.writeFile(path.join(dataDir, "pg_hba.conf"), clusterHbaRules(BOOTSTRAP_SUPERUSER));
         await fsp.appendFile(path.join(dataDir, "postgresql.conf"), "\ninclude 'protea_cluster.conf'\n");
         // Watch from here on: a data directory exists that a killed test would otherwise leak.
-        live.watchdog = startWatchdog(live);
+        if (!options.detached) live.watchdog = startWatchdog(live);
 
         const port = await startOnFreePort(live, socketDir, logFile, options, log);
         postmasterPid = readPostmasterPid(dataDir);
@@ -621,7 +632,7 @@ async function startOnFreePort(
     const confFile = path.join(live.dataDir, "protea_cluster.conf");
     for (let attempt = 1; ; attempt++) {
         // Another process may take the port between the probe and the bind; then try another.
-        const port = await findFreePort();
+        const port = options.port ?? (await findFreePort());
         await fsp.writeFile(confFile, clusterSettings(port, socketDir, options.durabilityOff ?? false, options.settings));
         if (isRoot()) await fsp.chown(confFile, live.account.uid, live.account.gid);
         log(`postgres: starting on ${LOOPBACK}:${port}${options.durabilityOff ? " (durability off)" : ""}`);
@@ -631,6 +642,9 @@ async function startOnFreePort(
         } catch (error) {
             const serverLog = serverLogTail(logFile);
             const portTaken = /could not bind|Address already in use/i.test(serverLog);
+            if (portTaken && options.port !== undefined) {
+                throw new Error(`port ${options.port} on ${LOOPBACK} is in use; choose another port`);
+            }
             if (!portTaken || attempt >= START_ATTEMPTS) {
                 throw new Error(`pg_ctl start failed: ${(error as Error).message}\nserver log (${logFile}):\n${serverLog}`);
             }
@@ -682,6 +696,24 @@ async function stopCluster(live: LiveCluster, postmasterPid: number | undefined,
     }
     const leftover = live.removableDirs.filter((dir) => fs.existsSync(dir));
     if (leftover.length > 0) throw new Error(`cluster directories still present after stop: ${leftover.join(", ")}`);
+}
+
+/**
+ * Stops a detached cluster started with `stateDir` (by another process) and
+ * removes the directory. Does nothing when the directory is already gone.
+ */
+export async function stopClusterInDir(stateDir: string, options: Pick<PostgresClusterOptions, "binDir" | "serverOsUser" | "log"> = {}): Promise<void> {
+    const dataDir = path.join(stateDir, "data");
+    if (!fs.existsSync(stateDir)) return;
+    const binDir = options.binDir ?? findPostgresBinDir();
+    if (!binDir) throw new PostgresNotInstalledError("cannot stop the cluster without pg_ctl");
+    const live: LiveCluster = {
+        account: resolveServerAccount(options.serverOsUser ?? "postgres"),
+        pgCtl: path.join(binDir, "pg_ctl"),
+        dataDir,
+        removableDirs: [stateDir],
+    };
+    await stopCluster(live, readPostmasterPid(dataDir), options.log ?? (() => undefined));
 }
 
 // ---------------------------------------------------------------------------

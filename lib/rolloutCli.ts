@@ -9,15 +9,13 @@ import { commandLine } from "./shell";
 
 const PROJECT_ROOT = path.resolve(__dirname, "..");
 
+/** Runs one of the project's CLIs in bin/ (`rollout.ts`, `drill-db.ts`). */
+export function projectCommand(script: string, subcommand: string, ...args: (string | number)[]): string {
+    return commandLine(process.execPath, "-r", require.resolve("ts-node/register/transpile-only"), path.join(PROJECT_ROOT, "bin", script), subcommand, ...args);
+}
+
 export function rolloutCommand(subcommand: string, ...args: (string | number)[]): string {
-    return commandLine(
-        process.execPath,
-        "-r",
-        require.resolve("ts-node/register/transpile-only"),
-        path.join(PROJECT_ROOT, "bin", "rollout.ts"),
-        subcommand,
-        ...args,
-    );
+    return projectCommand("rollout.ts", subcommand, ...args);
 }
 
 /** Parses the one JSON line a `rollout` subcommand prints on success. */

@@ -28,3 +28,17 @@ export function inDirectory(dir: string, command: string): string {
 export function andThen(...steps: string[]): string {
     return steps.filter((step) => step.length > 0).join(" && ");
 }
+
+/**
+ * Runs `command` and reports its wall time on stderr as `step <label> took
+ * <n> ms`, keeping its exit status; the drill report reads these lines.
+ */
+export function timed(label: string, command: string): string {
+    return `( t0=$(date +%s%N); ( ${command} ); rc=$?; echo "step ${label} took $(( ($(date +%s%N) - t0) / 1000000 )) ms" >&2; exit $rc )`;
+}
+
+/** The milliseconds a `timed` step reported in `stderr`, if it did. */
+export function stepMillis(stderr: string, label: string): number | undefined {
+    const match = new RegExp(`^step ${label} took (\\d+) ms$`, "m").exec(stderr);
+    return match ? Number(match[1]) : undefined;
+}

@@ -2,11 +2,10 @@
  * Opens a stack of this project through the Automation API, with the
  * environment scripts/with-engine.sh sets (engine, backend, passphrase).
  */
-import * as path from "node:path";
 import { LocalWorkspace, Stack } from "@pulumi/pulumi/automation";
-import { CONFIG_KEYS, parseRolloutConfig, RawConfig, RolloutConfig } from "./config";
+import { PROJECT_ROOT, resolveStackConfig, StackConfig } from "./stackConfig";
 
-export const PROJECT_ROOT = path.resolve(__dirname, "..");
+export { PROJECT_ROOT };
 
 export async function openStack(stackName: string, workDir = PROJECT_ROOT): Promise<Stack> {
     try {
@@ -16,12 +15,10 @@ export async function openStack(stackName: string, workDir = PROJECT_ROOT): Prom
     }
 }
 
-/** The stack's rollout config, secrets decrypted in memory only. */
-export async function stackRolloutConfig(stack: Stack): Promise<RolloutConfig> {
+/** The stack's config, secrets decrypted in memory only. */
+export async function stackConfig(stack: Stack): Promise<StackConfig> {
     const all = await stack.getAllConfig();
-    const raw: RawConfig = {};
-    for (const key of CONFIG_KEYS) raw[key] = all[`rollout:${key}`]?.value;
-    return parseRolloutConfig(raw);
+    return resolveStackConfig((key) => all[key]?.value);
 }
 
 /** URNs of the stack's resources of one type, e.g. protea:rollout:Migration. */

@@ -1,30 +1,67 @@
 /**
- * Reads the stack's `rollout:*` config into a validated RolloutConfig. The
- * only place the program touches raw config.
+ * Reads a stack's `rollout:*` (and, on a drill stack, `drill:*`) config into
+ * validated objects: from the engine inside the program, from the Automation
+ * API in the CLIs. The only place raw config is interpreted.
  */
-import * as pulumi from "@pulumi/pulumi";
+import * as os from "node:os";
+import * as path from "node:path";
 import { CONFIG_KEYS, parseRolloutConfig, RawConfig, RolloutConfig, RolloutConfigError } from "./config";
+import { DRILL_KEYS, DrillConfig, drillDatabaseUrl, parseDrillConfig } from "./drillConfig";
 
-export function readRolloutConfig(): RolloutConfig {
-    const raw: RawConfig = {};
-    for (const key of CONFIG_KEYS) raw[key] = pulumi.runtime.getConfig(`rollout:${key}`);
+export const PROJECT_ROOT = path.resolve(__dirname, "..");
+
+export interface StackConfig {
+    rollout: RolloutConfig;
+    /** The database URL (treat as secret); on a drill stack, the clone's. */
+    dbUrl: string;
+    /** Set on a drill stack (one that sets drill:engine). */
+    drill?: DrillConfig;
+}
+
+/**
+ * `get` returns a full key's value (`rollout:dbUrl`); `secretKeys`, when
+ * known, lists the keys stored encrypted. Throws RolloutConfigError listing
+ * every problem.
+ */
+export function resolveStackConfig(get: (key: string) => string | undefined, secretKeys?: string[]): StackConfig {
     const problems: string[] = [];
-    // The engine lists which keys are secret; a plain-text dbUrl would sit
-    // unencrypted in Pulumi.<stack>.yaml.
-    const secretKeys = process.env.PULUMI_CONFIG_SECRET_KEYS;
-    if (raw.dbUrl !== undefined && secretKeys !== undefined && !(JSON.parse(secretKeys) as string[]).includes("rollout:dbUrl")) {
-        problems.push("rollout:dbUrl is stored in plain text: set it again with `pulumi config set --secret rollout:dbUrl …`");
+    const readNamespace = (namespace: string, keys: readonly string[]): RawConfig =>
+        Object.fromEntries(keys.map((key) => [key, get(`${namespace}:${key}`)]));
+    const requireSecret = (key: string, value: string | undefined) => {
+        // A plain-text password would sit unencrypted in Pulumi.<stack>.yaml.
+        if (value && secretKeys && !secretKeys.includes(key)) {
+            problems.push(`${key} is stored in plain text: set it again with \`pulumi config set --secret ${key} …\``);
+        }
+    };
+
+    const raw = readNamespace("rollout", CONFIG_KEYS);
+    let drill: DrillConfig | undefined;
+    if (get("drill:engine") !== undefined) {
+        const drillRaw = readNamespace("drill", DRILL_KEYS);
+        requireSecret("drill:password", drillRaw.password);
+        try {
+            drill = parseDrillConfig(drillRaw, PROJECT_ROOT);
+            raw.dbUrl = drillDatabaseUrl(drill);
+            if (drill.engine === "docker") {
+                // The host's client tools may be older than the clone's server.
+                Object.assign(raw, { pgAccess: "docker-exec", container: drill.containerName, dbUser: "protea", dbName: "protea" });
+            }
+        } catch (err) {
+            if (!(err instanceof RolloutConfigError)) throw err;
+            problems.push(...err.problems);
+            // The clone's URL is derived, not configured: do not also ask for rollout:dbUrl.
+            raw.dbUrl = "postgresql://drill@127.0.0.1/drill";
+        }
+    } else {
+        requireSecret("rollout:dbUrl", raw.dbUrl);
     }
-    let config: RolloutConfig | undefined;
+    let rollout: RolloutConfig | undefined;
     try {
-        config = parseRolloutConfig(raw);
+        rollout = parseRolloutConfig(raw, os.homedir(), PROJECT_ROOT);
     } catch (err) {
         if (!(err instanceof RolloutConfigError)) throw err;
         problems.push(...err.problems);
     }
-    if (problems.length > 0 || !config) {
-        // RunError prints the message alone, without a stack trace.
-        throw new pulumi.RunError(new RolloutConfigError(problems).message);
-    }
-    return config;
+    if (problems.length > 0 || !rollout) throw new RolloutConfigError(problems);
+    return { rollout, dbUrl: raw.dbUrl!, drill };
 }

@@ -2,7 +2,8 @@ import { describe, expect, it } from "vitest";
 import { judgeRevisions, parseRevisions } from "../../lib/alembic";
 import { parseBackfillSummary } from "../../components/backfill";
 import { schemaMismatches } from "../../lib/schemaChecks";
-import { commandLine, quote } from "../../lib/shell";
+import { execFileSync } from "node:child_process";
+import { commandLine, quote, stepMillis, timed } from "../../lib/shell";
 
 describe("alembic revisions", () => {
     it("reads revision ids from alembic's output, ignoring log lines", () => {
@@ -56,5 +57,24 @@ describe("shell quoting", () => {
         expect(quote("plain-word_1.2")).toBe("plain-word_1.2");
         expect(quote("it's $HOME; rm -rf /")).toBe(`'it'\\''s $HOME; rm -rf /'`);
         expect(commandLine("echo", "a b", "")).toBe("echo 'a b' ''");
+    });
+});
+
+describe("timed steps", () => {
+    it("reports a step's wall time on stderr and keeps its exit status", () => {
+        const run = (cmd: string) => {
+            try {
+                execFileSync("/bin/sh", ["-c", cmd], { stdio: ["ignore", "pipe", "pipe"] });
+                return { code: 0, stderr: "" };
+            } catch (err) {
+                return { code: (err as { status: number }).status, stderr: String((err as { stderr: Buffer }).stderr) };
+            }
+        };
+        const ok = execFileSync("/bin/sh", ["-c", `${timed("nap", "sleep 0.2")} 2>&1`], { encoding: "utf8" });
+        expect(stepMillis(ok, "nap")).toBeGreaterThanOrEqual(200);
+        const failed = run(`${timed("fail", "exit 7")} && echo not-reached`);
+        expect(failed.code).toBe(7);
+        expect(stepMillis(failed.stderr, "fail")).toBeGreaterThanOrEqual(0);
+        expect(stepMillis("step other took 5 ms", "fail")).toBeUndefined();
     });
 });

@@ -44,8 +44,8 @@ describe("the rollout graph", () => {
         await build();
         const migration = registered("migration-upgrade");
         expect(migration.deleteBeforeReplace).toBe(true);
-        expect(migration.inputs.create).toMatch(/^cd \/home\/op\/Thesis2\/repositories\/PROTEA && poetry run alembic upgrade a3c1d8e2f4b6 && .*bin\/rollout\.ts verify-schema --expect present --columns /);
-        expect(migration.inputs.delete).toMatch(/^cd \/home\/op\/Thesis2\/repositories\/PROTEA && poetry run alembic downgrade 9d2fb5a07e4c && .*verify-schema --expect absent /);
+        expect(migration.inputs.create).toMatch(/\( cd \/home\/op\/Thesis2\/repositories\/PROTEA && poetry run alembic upgrade a3c1d8e2f4b6 \);.* && .*bin\/rollout\.ts verify-schema --expect present --columns /);
+        expect(migration.inputs.delete).toMatch(/\( cd \/home\/op\/Thesis2\/repositories\/PROTEA && poetry run alembic downgrade 9d2fb5a07e4c \);.* && .*verify-schema --expect absent /);
         expect(migration.inputs.create).toContain("ix_reranker_model_schema_sha_v2");
     });
 
@@ -65,12 +65,12 @@ describe("the rollout graph", () => {
 
     it("runs the backfill dry run, then the apply with --batch-size; --force only when configured", async () => {
         const rollout = await build({ batchSize: "250" });
-        expect(registered("backfill-dry-run").inputs.create).toBe("cd /home/op/Thesis2/repositories/PROTEA && poetry run python scripts/backfill_schema_sha_v2.py --dry-run");
-        expect(registered("backfill-apply").inputs.create).toBe("cd /home/op/Thesis2/repositories/PROTEA && poetry run python scripts/backfill_schema_sha_v2.py --batch-size 250");
+        expect(registered("backfill-dry-run").inputs.create).toContain("( cd /home/op/Thesis2/repositories/PROTEA && poetry run python scripts/backfill_schema_sha_v2.py --dry-run );");
+        expect(registered("backfill-apply").inputs.create).toContain("( cd /home/op/Thesis2/repositories/PROTEA && poetry run python scripts/backfill_schema_sha_v2.py --batch-size 250 );");
         expect(registered("backfill-apply").inputs.delete).toBeUndefined();
         expect(await valueOf(rollout.backfill.applied)).toEqual({ dataset: { updated: 2, skipped: 0 }, reranker_model: { updated: 51, skipped: 0 } });
         await build({ forceBackfill: "true" });
-        expect(registered("backfill-apply").inputs.create).toMatch(/--batch-size 100 --force$/);
+        expect(registered("backfill-apply").inputs.create).toContain("--batch-size 100 --force );");
     });
 
     it("re-runs the backfill when the migration is re-applied, and verification when the backfill re-runs", async () => {

@@ -1,0 +1,123 @@
+import * as path from "node:path";
+import * as pulumi from "@pulumi/pulumi";
+import * as command from "@pulumi/command";
+import * as docker from "@pulumi/docker";
+import { projectCommand } from "../lib/rolloutCli";
+import { commandLine, stepMillis, timed } from "../lib/shell";
+
+export type DrillEngine = "local" | "docker";
+
+/** A generated PROTEA-shaped sample (test/fixtures/protea/scripts/seed_sample.py). */
+export interface DrillSample {
+    datasets: number;
+    models: number;
+    /** Rows of the bulk embedding table: the knob for a multi-GB clone. */
+    embeddingRows: number;
+}
+
+export interface DrillDatabaseArgs {
+    /** `local`: an initdb/pg_ctl cluster under `stateDir`; `docker`: a pgvector/pgvector:pg16 container. */
+    engine: DrillEngine;
+    /** Port on 127.0.0.1 the clone listens on. */
+    port: number;
+    /** Password of the `protea` role (secret). */
+    password: pulumi.Input<string>;
+    /** SQLAlchemy URL of the clone (secret), as the application gets it. */
+    url: pulumi.Input<string>;
+    /** A `pg_dump -F c` of production to restore; when unset, `sample` is generated. */
+    sourceDump?: string;
+    /** The sample to generate when there is no source dump. */
+    sample: DrillSample;
+    /** pg_restore -j. */
+    restoreJobs: number;
+    /** For the sample: application checkout, its alembic and seed commands, and the head to migrate to. */
+    appDir: string;
+    alembic: string;
+    seed: string;
+    expectedHead: string;
+    /** local: directory of the cluster (removed on delete). */
+    stateDir: string;
+    /** docker: the image. Defaults to pgvector/pgvector:pg16, as the runbook's drill. */
+    image?: string;
+    /** docker: the container's name. */
+    containerName: string;
+}
+
+/**
+ * The drill's throwaway database: created, loaded (a production dump restored
+ * in parallel from a file, or a generated sample) and measured; deleting it
+ * stops the server and removes its data.
+ */
+export class DrillDatabase extends pulumi.ComponentResource {
+    /** Wall time of the restore (or sample generation), in milliseconds. */
+    readonly loadMillis: pulumi.Output<number | undefined>;
+    /** Name of the container (docker engine), for docker-exec access. */
+    readonly containerName: string;
+
+    constructor(name: string, args: DrillDatabaseArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("protea:drill:DrillDatabase", name, {}, opts);
+        this.containerName = args.containerName;
+        const server = args.engine === "docker" ? this.createContainer(name, args) : this.createLocalCluster(name, args);
+        const load = new command.local.Command(
+            `${name}-load`,
+            { create: timed("load", this.loadCommand(args)), environment: pulumi.secret(pulumi.output(args.url).apply((url) => ({ PROTEA_DB_URL: url }))) },
+            { parent: this, dependsOn: [server] },
+        );
+        this.loadMillis = pulumi.unsecret(load.stderr.apply((err) => stepMillis(err, "load")));
+        this.registerOutputs({ loadMillis: this.loadMillis });
+    }
+
+    private createLocalCluster(name: string, args: DrillDatabaseArgs): pulumi.Resource {
+        return new command.local.Command(
+            `${name}-cluster`,
+            {
+                create: projectCommand("drill-db.ts", "start", "--state-dir", args.stateDir, "--port", args.port),
+                delete: projectCommand("drill-db.ts", "stop", "--state-dir", args.stateDir),
+                environment: pulumi.secret(pulumi.output(args.password).apply((password) => ({ DRILL_DB_PASSWORD: password }))),
+            },
+            { parent: this, deleteBeforeReplace: true },
+        );
+    }
+
+    private createContainer(name: string, args: DrillDatabaseArgs): pulumi.Resource {
+        const image = new docker.RemoteImage(`${name}-image`, { name: args.image ?? "pgvector/pgvector:pg16", keepLocally: true }, { parent: this });
+        return new docker.Container(
+            `${name}-postgres`,
+            {
+                image: image.imageId,
+                name: args.containerName,
+                envs: [pulumi.interpolate`POSTGRES_PASSWORD=${args.password}`, "POSTGRES_USER=protea", "POSTGRES_DB=protea"],
+                // A throwaway clone: durability off makes the restore about twice as fast.
+                command: ["postgres", "-c", "fsync=off", "-c", "full_page_writes=off", "-c", "synchronous_commit=off", "-c", "wal_level=minimal", "-c", "max_wal_senders=0", "-c", "maintenance_work_mem=512MB"],
+                ports: [{ internal: 5432, external: args.port, ip: "127.0.0.1" }],
+                healthcheck: { tests: ["CMD", "pg_isready", "-h", "127.0.0.1", "-U", "protea", "-d", "protea"], interval: "2s", timeout: "5s", retries: 60 },
+                wait: true,
+                waitTimeout: 180,
+                volumes: args.sourceDump ? [{ hostPath: path.dirname(args.sourceDump), containerPath: "/dumps", readOnly: true }] : [],
+            },
+            { parent: this, deleteBeforeReplace: true },
+        );
+    }
+
+    private loadCommand(args: DrillDatabaseArgs): string {
+        if (args.sourceDump && args.engine === "docker") {
+            // From a file inside the container, so -j can restore in parallel.
+            const dumpInContainer = `/dumps/${path.basename(args.sourceDump)}`;
+            return commandLine("docker", "exec", args.containerName, "pg_restore", "-j", args.restoreJobs, "--no-owner", "-U", "protea", "-d", "protea", dumpInContainer);
+        }
+        if (args.sourceDump) {
+            return projectCommand("drill-db.ts", "restore-dump", "--dump", args.sourceDump, "--jobs", args.restoreJobs);
+        }
+        return projectCommand(
+            "drill-db.ts",
+            "load-sample",
+            "--app-dir", args.appDir,
+            "--alembic", args.alembic,
+            "--seed", args.seed,
+            "--expected-head", args.expectedHead,
+            "--datasets", args.sample.datasets,
+            "--models", args.sample.models,
+            "--embedding-rows", args.sample.embeddingRows,
+        );
+    }
+}
