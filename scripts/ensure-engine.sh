@@ -9,7 +9,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 ENGINE_DIR="${STATE_DIR}/engine"
 ENGINE_BIN="${ENGINE_DIR}/bin"
 PROVIDER_DIR="${ENGINE_DIR}/providers"
-export GOTOOLCHAIN=local
+# A Go older than go.mod asks for fetches the right toolchain from the module proxy.
+export GOTOOLCHAIN="${GOTOOLCHAIN:-auto}"
 export GOFLAGS="-mod=readonly -buildvcs=false"
 
 pinned_version() {
@@ -23,7 +24,7 @@ grep -q "github.com/pulumi/pulumi/pkg/v3 v${PULUMI_VERSION}\b" "${PROJECT_ROOT}/
 
 require_go() {
     command -v go >/dev/null 2>&1 ||
-        die "building the Pulumi engine needs Go 1.24 or newer: install it (Debian: apt-get install golang-go) or put a pulumi >= v${PULUMI_VERSION} on PATH"
+        die "building the Pulumi engine needs Go (1.21 or newer; it fetches the 1.25.11 toolchain it needs from the Go module proxy), or a pulumi >= v${PULUMI_VERSION} on PATH"
 }
 
 # version_at_least <have> <want>: true when have >= want (both vX.Y.Z or X.Y.Z).
