@@ -43,6 +43,7 @@ export const nullCounts = rollout.verification.nullCounts;
 export const parity = rollout.verification.parity;
 export const stepMillis = {
     load: drillDatabase?.loadMillis,
+    backup: rollout.backup.millis,
     upgrade: rollout.migration.upgradeMillis,
     backfillDryRun: rollout.backfill.dryRunMillis,
     backfillApply: rollout.backfill.applyMillis,

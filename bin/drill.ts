@@ -51,6 +51,7 @@ class Drill {
     readonly engineMillis: Record<string, number> = {};
     rows: Record<string, number> = {};
     backupBytes?: number;
+    databaseBytes?: number;
     private downgradeMillis?: number;
 
     constructor(readonly stack: Stack, readonly config: StackConfig) {}
@@ -83,6 +84,7 @@ class Drill {
         return withDatabase(this.config.rollout.database, async (client) => {
             const states = await columnStates(client, columns);
             const present = columns.filter((c) => states.some((s) => s.table === c.table && s.column === c.column && s.columnExists));
+            this.databaseBytes = Number((await client.query("SELECT pg_database_size(current_database()) AS size")).rows[0].size);
             return {
                 states,
                 nulls: await nullCounts(client, present),
@@ -156,7 +158,7 @@ async function main(): Promise<number> {
         stepLine(`up: clone (${drillConfig.engine}, ${drillConfig.sourceDump ? "restore " + drillConfig.sourceDump : "generated sample"}), then the rollout`);
         const up = await drill.engine("pulumi up", (onEvent) => stack.up({ onEvent }));
         const stepMillis = up.outputs.stepMillis?.value ?? {};
-        Object.assign(drill.steps, { restore: stepMillis.load, upgrade: stepMillis.upgrade, backfillDryRun: stepMillis.backfillDryRun, backfillApply: stepMillis.backfillApply });
+        Object.assign(drill.steps, { restore: stepMillis.load, backup: stepMillis.backup, upgrade: stepMillis.upgrade, backfillDryRun: stepMillis.backfillDryRun, backfillApply: stepMillis.backfillApply });
         drill.backupBytes = up.outputs.backupSizeBytes?.value;
         drill.check("backup written and verified", typeof up.outputs.backupPath?.value === "string" && fs.existsSync(up.outputs.backupPath.value), `${up.outputs.backupPath?.value} (${up.outputs.backupSizeBytes?.value} bytes, sha256 ${String(up.outputs.backupSha256?.value).slice(0, 12)}…)`);
         await drill.expectRolledOut("after up");
@@ -209,6 +211,7 @@ async function main(): Promise<number> {
         rows: drill.rows,
         sourceDumpBytes: drillConfig.sourceDump && fs.existsSync(drillConfig.sourceDump) ? fs.statSync(drillConfig.sourceDump).size : undefined,
         backupBytes: drill.backupBytes,
+        databaseBytes: drill.databaseBytes,
         steps: stepTable(drill.steps, drillConfig.sourceDump !== undefined),
         engineMillis: drill.engineMillis,
         checks: drill.checks,
@@ -227,6 +230,7 @@ async function main(): Promise<number> {
 function stepTable(steps: Record<string, number | undefined>, fromDump: boolean): StepTiming[] {
     return [
         { step: fromDump ? "pg_restore of the source dump (-j, file)" : "sample generation (no source dump)", millis: steps.restore, runbook: fromDump ? RUNBOOK_TIMES.restore : undefined },
+        { step: "pre-flight pg_dump -F c, verified with pg_restore --list", millis: steps.backup },
         { step: "alembic upgrade to the target revision", millis: steps.upgrade, runbook: RUNBOOK_TIMES.upgrade },
         { step: "backfill --dry-run", millis: steps.backfillDryRun, runbook: RUNBOOK_TIMES.backfillDryRun },
         { step: "backfill (apply)", millis: steps.backfillApply, runbook: RUNBOOK_TIMES.backfillApply },

@@ -31,6 +31,8 @@ export class Backup extends pulumi.ComponentResource {
     readonly path: pulumi.Output<string>;
     readonly sizeBytes: pulumi.Output<number>;
     readonly sha256: pulumi.Output<string>;
+    /** Wall time of pg_dump and its verification, in milliseconds. */
+    readonly millis: pulumi.Output<number>;
 
     constructor(name: string, args: BackupArgs, opts?: pulumi.ComponentResourceOptions) {
         super("protea:rollout:Backup", name, {}, opts);
@@ -55,6 +57,7 @@ export class Backup extends pulumi.ComponentResource {
         this.path = result.path;
         this.sizeBytes = result.sizeBytes;
         this.sha256 = result.sha256;
-        this.registerOutputs({ path: this.path, sizeBytes: this.sizeBytes, sha256: this.sha256 });
+        this.millis = result.apply((r) => Math.round(r.seconds * 1000));
+        this.registerOutputs({ path: this.path, sizeBytes: this.sizeBytes, sha256: this.sha256, millis: this.millis });
     }
 }

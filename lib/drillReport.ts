@@ -26,6 +26,8 @@ export interface DrillReport {
     rows: Record<string, number>;
     sourceDumpBytes?: number;
     backupBytes?: number;
+    /** pg_database_size of the clone after the rollout. */
+    databaseBytes?: number;
     steps: StepTiming[];
     engineMillis: Record<string, number>;
     checks: Check[];
@@ -68,7 +70,7 @@ export function renderMarkdown(report: DrillReport): string {
         "",
         `Stack \`${report.stack}\`, engine \`${report.engine}\`, source: ${report.source}.`,
         `Rows: ${Object.entries(report.rows).map(([table, n]) => `${table} ${n}`).join(", ") || "—"}. ` +
-            `Source dump: ${formatBytes(report.sourceDumpBytes)}. Pre-flight backup: ${formatBytes(report.backupBytes)}.`,
+            `Database: ${formatBytes(report.databaseBytes)}. Source dump: ${formatBytes(report.sourceDumpBytes)}. Pre-flight backup: ${formatBytes(report.backupBytes)}.`,
         "",
         "| step | this drill | runbook (drill clone) |",
         "| --- | --- | --- |",
