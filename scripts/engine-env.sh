@@ -10,6 +10,9 @@ fi
 export PULUMI_SKIP_UPDATE_CHECK=true
 export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
 export PULUMI_HOME="${PULUMI_HOME:-${STATE_DIR}/pulumi-home}"
+# The program starts seconds faster without ts-node's type check; `npm test`
+# type-checks the whole project with tsc instead.
+export PULUMI_NODEJS_TRANSPILE_ONLY="${PULUMI_NODEJS_TRANSPILE_ONLY:-true}"
 if [ -z "${PULUMI_BACKEND_URL:-}" ]; then
     mkdir -p "${STATE_DIR}/backend"
     export PULUMI_BACKEND_URL="file://${STATE_DIR}/backend"
