@@ -7,6 +7,7 @@ import { execFileSync, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { Client } from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { useTemporaryPostgresCluster } from "../../lib/postgresCluster";
 import { countRows, columnExists, indexExists, installWriteLog, writeLogStats } from "./helpers/db";
@@ -191,6 +192,28 @@ describe("the rollout on the prod-shaped stack", () => {
         expect(failure).toContain("reconcile with the deployer");
         expect(await snapshot()).toEqual(before);
         expect(filesIn(backupDir)).toEqual(dumps);
+    });
+
+    it("a migration that cannot get its lock within lockTimeout fails fast and leaves the schema as it was", async () => {
+        const locked = await createStack({ lockTimeout: "1s" });
+        await locked.stack.setConfig("rollout:backupDir", { value: path.join(workDir, "locked-backups") });
+        const holder = new Client(cluster().clientConfig);
+        await holder.connect();
+        try {
+            // A long transaction that has read reranker_model: ALTER TABLE must wait for it.
+            await holder.query("BEGIN; LOCK TABLE reranker_model IN ACCESS SHARE MODE");
+            const started = Date.now();
+            const failure = await locked.stack.up({ onOutput }).then(() => "", (err: Error) => err.message);
+            expect(failure).toContain("lock timeout");
+            expect(failure).toMatch(/migration-upgrade/);
+            expect(Date.now() - started).toBeLessThan(60_000);
+        } finally {
+            await holder.query("ROLLBACK");
+            await holder.end();
+        }
+        // alembic's transaction rolled back: neither table changed.
+        expect(await schemaState()).toEqual(ALL_ABSENT);
+        expect(await alembicCurrent(cluster().sqlalchemyUrl)).toBe(EXPECTED_HEAD);
     });
 
     it("a backfill that dies after its first batch fails the update; the next up completes without losing or rewriting a row", async () => {
