@@ -15,7 +15,8 @@ import { runShell } from "../lib/processes";
 import { restoreFromDump } from "../lib/restore";
 import { columnStates, nullCounts, schemaMismatches } from "../lib/schemaChecks";
 import { inDirectory } from "../lib/shell";
-import { parseFlags, PROJECT_ROOT, stackConfig, urnsOfType } from "../lib/stack";
+import { parseFlags } from "../lib/cliFlags";
+import { PROJECT_ROOT, stackConfig, urnsOfType } from "../lib/stack";
 import { StackConfig } from "../lib/stackConfig";
 import { sqlalchemyUrl } from "../lib/databaseUrl";
 

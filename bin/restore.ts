@@ -7,7 +7,8 @@
  */
 import { execFileSync } from "node:child_process";
 import { restoreFromDump } from "../lib/restore";
-import { openStack, parseFlags, stackConfig, urnsOfType } from "../lib/stack";
+import { parseFlags } from "../lib/cliFlags";
+import { openStack, stackConfig, urnsOfType } from "../lib/stack";
 
 const USAGE = `usage: npm run restore -- --stack <name> --confirm <database name> [--dump FILE]
 

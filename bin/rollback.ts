@@ -5,7 +5,8 @@
  * migration downgrades to the expected head and checks the columns are gone.
  * The backup stays (on disk and in the state).
  */
-import { openStack, parseFlags, urnsOfType } from "../lib/stack";
+import { parseFlags } from "../lib/cliFlags";
+import { openStack, urnsOfType } from "../lib/stack";
 
 const USAGE = `usage: npm run rollback -- --stack <name> [--yes] [--preview]
 
