@@ -7,7 +7,7 @@
  * Migration and its dependents) the rollback. See components/rolloutGraph.ts.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { createRollout, DrillDatabase } from "./components";
+import { createRollout, DrillDatabase, previewReport } from "./components";
 import { readStackConfig } from "./lib/programConfig";
 
 const { rollout: config, dbUrl, drill } = readStackConfig();
@@ -48,3 +48,6 @@ export const stepMillis = {
     backfillDryRun: rollout.backfill.dryRunMillis,
     backfillApply: rollout.backfill.applyMillis,
 };
+
+/** The dry run: read-only probes, in preview only (components/previewReport.ts). */
+export const dryRun = previewReport(config, pulumi.secret(dbUrl));

@@ -9,6 +9,7 @@ import { alembicRevisions, judgeRevisions } from "../lib/alembic";
 import { takeBackup } from "../lib/backup";
 import type { NewColumn, PgAccess } from "../lib/config";
 import { databaseFromEnvironment, withDatabase } from "../lib/database";
+import { runProbes } from "../lib/probes";
 import { columnStates, nullCounts, parityReport, schemaMismatches } from "../lib/schemaChecks";
 
 const HELP = `usage: rollout <command> [options]   (PROTEA_DB_URL must hold the database URL)
@@ -24,6 +25,12 @@ commands:
                     [--container NAME --db-user USER --db-name DB]
   verify-backfill no NULL left in any new column; parity of the latest rows
                     --columns JSON --parity-sample N
+  probe           the dry run, read-only: database size, backup room, alembic
+                  current/heads and the gate's verdict, pending SQL (alembic
+                  --sql) and its lock-safety reading, the backfill's --dry-run;
+                  always exits 0, a failed probe is reported in the JSON
+                    --app-dir DIR --alembic CMD --backfill CMD --expected-head REV
+                    --target-revision REV --backup-dir DIR --columns JSON
 
 --columns is a JSON list of {"table","column","index","legacyColumn"}.`;
 
@@ -96,11 +103,30 @@ async function verifyBackfill(values: Record<string, unknown>): Promise<void> {
     result({ nulls: counts, parity });
 }
 
+async function probe(values: Record<string, unknown>): Promise<void> {
+    const report = await runProbes(
+        {
+            appDir: required(values, "app-dir"),
+            alembic: required(values, "alembic"),
+            backfill: required(values, "backfill"),
+            expectedHead: required(values, "expected-head"),
+            targetRevision: required(values, "target-revision"),
+            backupDir: required(values, "backup-dir"),
+            newColumns: columnsOption(values),
+        },
+        process.env,
+        say,
+    );
+    say(`probe: done in ${report.millis} ms`);
+    result(report);
+}
+
 const COMMANDS: Record<string, (values: Record<string, unknown>) => Promise<void>> = {
     preflight,
     "verify-schema": verifySchema,
     backup,
     "verify-backfill": verifyBackfill,
+    probe,
 };
 
 async function main(argv: string[]): Promise<number> {
@@ -121,6 +147,7 @@ async function main(argv: string[]): Promise<number> {
             "target-revision": { type: "string" }, expect: { type: "string" }, columns: { type: "string" },
             dir: { type: "string" }, label: { type: "string" }, access: { type: "string" }, container: { type: "string" },
             "db-user": { type: "string" }, "db-name": { type: "string" }, "parity-sample": { type: "string" },
+            backfill: { type: "string" }, "backup-dir": { type: "string" },
         },
     });
     await command(values);

@@ -1,7 +1,12 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
+import { BackfillCounts, parseBackfillSummary } from "../lib/backfillSummary";
 import { inDirectory, stepMillis, timed } from "../lib/shell";
 import { CommandEnvironment } from "./types";
+
+// The parser lives in lib/ so the dry-run probe shares it without loading Pulumi.
+export type { BackfillCounts };
+export { parseBackfillSummary };
 
 export interface BackfillArgs {
     /** Application checkout where the backfill script runs. */
@@ -16,23 +21,6 @@ export interface BackfillArgs {
     migrationId: pulumi.Input<string>;
     /** Carries PROTEA_DB_URL. */
     environment: CommandEnvironment;
-}
-
-/** Per table, what a backfill run reported. */
-export interface BackfillCounts {
-    [table: string]: Record<string, number>;
-}
-
-/** Reads `<table>: updated=<n> skipped=<n>` (or `would_update=<n>`) lines. */
-export function parseBackfillSummary(output: string): BackfillCounts {
-    const counts: BackfillCounts = {};
-    for (const line of output.split("\n")) {
-        const table = /^\s*([A-Za-z_][\w.]*):/.exec(line)?.[1];
-        const pairs = [...line.matchAll(/\b([a-z_]+)=(\d+)\b/g)];
-        if (!table || pairs.length === 0) continue;
-        counts[table] = Object.fromEntries(pairs.map(([, key, value]) => [key, Number(value)]));
-    }
-    return counts;
 }
 
 /**

@@ -7,3 +7,4 @@ export * from "./verification";
 export * from "./resume";
 export * from "./rolloutGraph";
 export * from "./drillDatabase";
+export * from "./previewReport";

@@ -1,0 +1,173 @@
+/**
+ * What the dry run costs: wall time of `pulumi preview` of the prod-shaped
+ * stack (url access, every probe) against a fresh PostgreSQL cluster seeded
+ * with the PROTEA fixture, next to the preview of an empty program, both
+ * through the project's engine on this machine. For attribution it also
+ * times the same program without the dry-run lines of index.ts (a copy in a
+ * temp dir) and the probe command alone. Prints every run and the medians;
+ * asserts nothing (DESIGN.md: figures go into notes, never timed assertions).
+ *
+ *   bash scripts/with-engine.sh npx ts-node --transpile-only bench/preview.ts [--runs 5] [--type-check]
+ *
+ * The previews run with the engine's settings (scripts/engine-env.sh: the
+ * language host transpiles the program without type checks); --type-check
+ * sets PULUMI_NODEJS_TRANSPILE_ONLY=false to see what ts-node's check costs.
+ * Machine load skews every figure: the load average is printed with them.
+ * Target (DESIGN.md): the preview with all probes within 2x the empty program's.
+ */
+import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { LocalWorkspace } from "@pulumi/pulumi/automation";
+import { probeCommand } from "../components/previewReport";
+import { parseRolloutConfig } from "../lib/config";
+import { startPostgresCluster } from "../lib/postgresCluster";
+import { alembic, EXPECTED_HEAD, expectSuccess, FIXTURE_DIR, FIXTURE_PYTHON, PROJECT_ROOT, seedSample } from "../test/integration/helpers/fixture";
+
+const runsFlag = process.argv.indexOf("--runs");
+const runs = runsFlag >= 0 ? Number(process.argv[runsFlag + 1]) || 5 : 5;
+const typeCheck = process.argv.includes("--type-check");
+
+function timedRun(program: string, args: string[], env: NodeJS.ProcessEnv, cwd: string): Promise<number> {
+    return new Promise((resolve, reject) => {
+        const started = performance.now();
+        const child = spawn(program, args, { cwd, env, stdio: ["ignore", "pipe", "pipe"] });
+        let output = "";
+        child.stdout.on("data", (d) => (output += d));
+        child.stderr.on("data", (d) => (output += d));
+        child.on("error", reject);
+        child.on("close", (code) => {
+            const millis = performance.now() - started;
+            if (code !== 0) reject(new Error(`${program} ${args.join(" ")} exited ${code}:\n${output}`));
+            else resolve(millis);
+        });
+    });
+}
+
+const median = (values: number[]) => {
+    const sorted = [...values].sort((a, b) => a - b);
+    const mid = Math.floor(sorted.length / 2);
+    return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+};
+const seconds = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
+
+async function main(): Promise<void> {
+    const loadBefore = os.loadavg()[0];
+    if (process.env.PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION !== "true") {
+        throw new Error("run this through the project's engine: bash scripts/with-engine.sh npx ts-node --transpile-only bench/preview.ts");
+    }
+    const scratch = fs.mkdtempSync(path.join(os.tmpdir(), "protea-bench-preview-"));
+    const backend = path.join(scratch, "backend");
+    fs.mkdirSync(backend);
+    const engineEnv: Record<string, string> = { PULUMI_BACKEND_URL: `file://${backend}`, PULUMI_CONFIG_PASSPHRASE: "bench-passphrase" };
+    const childEnv: NodeJS.ProcessEnv = { ...process.env, ...engineEnv, PYTHONDONTWRITEBYTECODE: "1" };
+    delete childEnv.PULUMI_CONFIG_PASSPHRASE_FILE;
+    if (typeCheck) childEnv.PULUMI_NODEJS_TRANSPILE_ONLY = "false";
+    const checking = childEnv.PULUMI_NODEJS_TRANSPILE_ONLY === "true" ? "transpile-only" : "ts-node type-checks the program";
+
+    // An empty program: the engine, the Node.js language host and TypeScript, nothing else.
+    const emptyDir = path.join(scratch, "empty-program");
+    fs.mkdirSync(emptyDir);
+    fs.writeFileSync(path.join(emptyDir, "Pulumi.yaml"), "name: empty\nruntime:\n  name: nodejs\n  options:\n    typescript: true\n");
+    fs.writeFileSync(path.join(emptyDir, "package.json"), '{ "name": "empty", "private": true, "main": "index.ts" }\n');
+    fs.writeFileSync(path.join(emptyDir, "index.ts"), "export {};\n");
+    fs.symlinkSync(path.join(PROJECT_ROOT, "node_modules"), path.join(emptyDir, "node_modules"));
+
+    const baselineDir = programWithoutDryRun(path.join(scratch, "without-dry-run"));
+
+    const cluster = await startPostgresCluster();
+    // "test-" stack names: a config file left behind by a killed run is git-ignored.
+    const rolloutStack = `test-bench-${randomBytes(4).toString("hex")}`;
+    const emptyStack = `test-bench-empty-${randomBytes(4).toString("hex")}`;
+    const baselineStack = `${rolloutStack}-without-dry-run`;
+    try {
+        expectSuccess(await alembic(cluster.sqlalchemyUrl, "upgrade", EXPECTED_HEAD), "alembic upgrade");
+        expectSuccess(await seedSample(cluster.sqlalchemyUrl), "seed");
+
+        const rolloutConfig = {
+            "rollout:dbUrl": { value: cluster.sqlalchemyUrl, secret: true },
+            "rollout:pgAccess": { value: "url" },
+            "rollout:appDir": { value: FIXTURE_DIR },
+            "rollout:alembic": { value: `${FIXTURE_PYTHON} -m alembic` },
+            "rollout:backfill": { value: `${FIXTURE_PYTHON} scripts/backfill_schema_sha_v2.py` },
+            "rollout:backupDir": { value: path.join(scratch, "backups") },
+            "rollout:protect": { value: "false" },
+            "rollout:pauseWriters": { value: "true" },
+            "rollout:resumeWriters": { value: "true" },
+        };
+        const rollout = await LocalWorkspace.createStack({ stackName: rolloutStack, workDir: PROJECT_ROOT }, { envVars: engineEnv });
+        await rollout.setAllConfig(rolloutConfig);
+        await LocalWorkspace.createStack({ stackName: emptyStack, workDir: emptyDir }, { envVars: engineEnv });
+        if (baselineDir) {
+            const baseline = await LocalWorkspace.createStack({ stackName: baselineStack, workDir: baselineDir }, { envVars: engineEnv });
+            await baseline.setAllConfig(rolloutConfig);
+        }
+
+        const preview = (stack: string, dir: string) => timedRun("pulumi", ["preview", "--stack", stack, "--non-interactive", "--diff=false"], childEnv, dir);
+        const config = parseRolloutConfig(Object.fromEntries(Object.entries(rolloutConfig).map(([k, v]) => [k.replace("rollout:", ""), v.value])), os.homedir(), PROJECT_ROOT);
+        const probeAlone = () => timedRun("/bin/sh", ["-c", probeCommand(config)], { ...childEnv, PROTEA_DB_URL: cluster.sqlalchemyUrl }, PROJECT_ROOT);
+
+        process.stderr.write("warming up (one untimed run of each)\n");
+        await preview(emptyStack, emptyDir);
+        await preview(rolloutStack, PROJECT_ROOT);
+        await probeAlone();
+        if (baselineDir) await preview(baselineStack, baselineDir);
+
+        const times = { empty: [] as number[], rollout: [] as number[], baseline: [] as number[], probe: [] as number[] };
+        for (let i = 0; i < runs; i++) {
+            // Interleaved, so a slow moment of the machine hits both alike.
+            times.empty.push(await preview(emptyStack, emptyDir));
+            times.rollout.push(await preview(rolloutStack, PROJECT_ROOT));
+            if (baselineDir) times.baseline.push(await preview(baselineStack, baselineDir));
+            times.probe.push(await probeAlone());
+            const baseline = baselineDir ? `, without dry run ${seconds(times.baseline[i])}` : "";
+            process.stderr.write(`run ${i + 1}/${runs}: empty ${seconds(times.empty[i])}, prod-shaped ${seconds(times.rollout[i])}${baseline}, probe alone ${seconds(times.probe[i])}\n`);
+        }
+        const empty = median(times.empty);
+        const full = median(times.rollout);
+        const lines = [
+            `pulumi preview wall time, median of ${runs} (${os.cpus().length} cores, ${os.cpus()[0]?.model ?? "cpu"}, load average ${loadBefore.toFixed(2)} before, ${os.loadavg()[0].toFixed(2)} after, ${checking})`,
+            `  empty program:                          ${seconds(empty)}   runs: ${times.empty.map(seconds).join(", ")}`,
+            `  prod-shaped stack with all probes:      ${seconds(full)}   runs: ${times.rollout.map(seconds).join(", ")}`,
+            ...(baselineDir
+                ? [`  the same program without the dry run:   ${seconds(median(times.baseline))}   runs: ${times.baseline.map(seconds).join(", ")}`]
+                : ["  (no baseline: index.ts has no dry-run lines to strip)"]),
+            `  the probe command alone:                ${seconds(median(times.probe))}   runs: ${times.probe.map(seconds).join(", ")}`,
+            `  ratio prod-shaped / empty:              ${(full / empty).toFixed(2)}x (target: at most 2x)`,
+            ...(baselineDir ? [`  ratio without the dry run / empty:      ${(median(times.baseline) / empty).toFixed(2)}x`] : []),
+        ];
+        process.stdout.write(`${lines.join("\n")}\n`);
+    } finally {
+        for (const [stack, dir] of [[rolloutStack, PROJECT_ROOT], [emptyStack, emptyDir], ...(baselineDir ? [[baselineStack, baselineDir]] : [])]) {
+            await LocalWorkspace.selectStack({ stackName: stack, workDir: dir }, { envVars: engineEnv })
+                .then((s) => s.workspace.removeStack(stack, { force: true }))
+                .catch(() => undefined);
+            fs.rmSync(path.join(dir, `Pulumi.${stack}.yaml`), { force: true });
+        }
+        await cluster.stop();
+        fs.rmSync(scratch, { recursive: true, force: true });
+    }
+}
+
+/**
+ * The program as it is, minus the dry-run lines of index.ts, in `dir`
+ * (sources linked, index.ts copied): what the preview costs without probes.
+ * Undefined when index.ts has no such lines.
+ */
+function programWithoutDryRun(dir: string): string | undefined {
+    const source = fs.readFileSync(path.join(PROJECT_ROOT, "index.ts"), "utf8").split("\n");
+    const kept = source.filter((line) => !/previewReport|\bdryRun\b|^\/\/ The dry run/.test(line));
+    if (kept.length === source.length) return undefined;
+    fs.mkdirSync(dir);
+    fs.writeFileSync(path.join(dir, "index.ts"), kept.join("\n"));
+    for (const file of ["Pulumi.yaml", "package.json", "tsconfig.json"]) fs.copyFileSync(path.join(PROJECT_ROOT, file), path.join(dir, file));
+    for (const linked of ["components", "lib", "bin", "node_modules"]) fs.symlinkSync(path.join(PROJECT_ROOT, linked), path.join(dir, linked));
+    return dir;
+}
+
+main().catch((err: Error) => {
+    process.stderr.write(`bench/preview: ${err.message}\n`);
+    process.exit(1);
+});

@@ -1,0 +1,60 @@
+import * as pulumi from "@pulumi/pulumi";
+import * as command from "@pulumi/command";
+import type { RolloutConfig } from "../lib/config";
+import { formatProbeReport, parseProbeReport, ProbeReport, redactReport, secretsOf } from "../lib/probeReport";
+import { rolloutCommand } from "../lib/rolloutCli";
+
+/** The dry run as a stack output: every probe's fact (or why it failed) and the preview's warnings. */
+export interface DryRun extends ProbeReport {
+    /** The warnings the preview logged, without the "dry run: " prefix. */
+    warnings: string[];
+}
+
+/**
+ * The probe's command line (`rollout probe …`). It never fails the invoke:
+ * a probe that dies prints no report, and the preview says so instead of
+ * failing.
+ */
+export function probeCommand(config: RolloutConfig): string {
+    const probe = rolloutCommand(
+        "probe",
+        "--app-dir", config.appDir,
+        "--alembic", config.alembic,
+        "--backfill", config.backfill,
+        "--expected-head", config.expectedHead,
+        "--target-revision", config.targetRevision,
+        "--backup-dir", config.backupDir,
+        "--columns", JSON.stringify(config.newColumns),
+    );
+    return `${probe} || true`;
+}
+
+/**
+ * The runbook's dry run inside `pulumi preview`: read-only probes of the
+ * database, alembic, the pending SQL and the backfill, logged on the stack
+ * and returned as one output. Runs only in preview (`pulumi up` pays nothing
+ * and the output is absent after an update); nothing it runs writes (see
+ * lib/probes.ts). `dbUrl` reaches the probe only in its environment.
+ */
+export function previewReport(config: RolloutConfig, dbUrl: pulumi.Input<string>): pulumi.Output<DryRun> | undefined {
+    if (!pulumi.runtime.isDryRun()) return undefined;
+    const url = pulumi.secret(dbUrl);
+    const probe = command.local.runOutput({
+        command: probeCommand(config),
+        environment: url.apply((u) => ({ PROTEA_DB_URL: u })),
+        // Progress lines only; the report line is parsed, not shown.
+        logging: "stderr",
+    });
+    // The probe scrubs the URL and its password from what it prints; scrubbing
+    // again here, where the secret is known, is what makes unsecret safe.
+    const report = pulumi.all([probe.stdout, probe.stderr, url]).apply(([stdout, stderr, secret]) => redactReport(parseProbeReport(stdout, stderr), secretsOf(secret)));
+    return pulumi.unsecret(report).apply((facts) => {
+        const lines = formatProbeReport(facts);
+        const stack = pulumi.runtime.getStackResource();
+        for (const line of lines) {
+            if (line.level === "warn") pulumi.log.warn(line.text, stack);
+            else pulumi.log.info(line.text, stack);
+        }
+        return { ...facts, warnings: lines.filter((l) => l.level === "warn").map((l) => l.text.replace(/^dry run: /, "")) };
+    });
+}
