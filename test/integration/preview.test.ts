@@ -15,7 +15,7 @@ import type { DryRun } from "../../components/previewReport";
 import { useTemporaryPostgresCluster } from "../../lib/postgresCluster";
 import { countRows, queryScalar, withDb } from "./helpers/db";
 import { newTestStack, TestStack } from "./helpers/engine";
-import { alembic, alembicCurrent, EXPECTED_HEAD, expectSuccess, FIXTURE_DIR, FIXTURE_PYTHON, PROJECT_ROOT, seedSample, T16_REVISION } from "./helpers/fixture";
+import { alembic, alembicCurrent, EXPECTED_HEAD, expectSuccess, fixtureStackConfig, PROJECT_ROOT, seedSample, T16_REVISION } from "./helpers/fixture";
 import { DatabaseSnapshot, filesIn, snapshotDatabase } from "./helpers/snapshots";
 
 process.env.PYTHONDONTWRITEBYTECODE = "1";
@@ -27,17 +27,7 @@ const backupDir = path.join(workDir, "backups");
 const stacks: TestStack[] = [];
 
 async function createStack(overrides: Record<string, string> = {}, dbUrl = cluster().sqlalchemyUrl): Promise<TestStack> {
-    const config: Record<string, { value: string; secret?: boolean }> = {
-        "rollout:dbUrl": { value: dbUrl, secret: true },
-        "rollout:pgAccess": { value: "url" },
-        "rollout:appDir": { value: FIXTURE_DIR },
-        "rollout:alembic": { value: `${FIXTURE_PYTHON} -m alembic` },
-        "rollout:backfill": { value: `${FIXTURE_PYTHON} scripts/backfill_schema_sha_v2.py` },
-        "rollout:backupDir": { value: backupDir },
-        "rollout:protect": { value: "false" },
-    };
-    for (const [key, value] of Object.entries(overrides)) config[`rollout:${key}`] = { value };
-    const testStack = await newTestStack(PROJECT_ROOT, config);
+    const testStack = await newTestStack(PROJECT_ROOT, fixtureStackConfig(dbUrl, backupDir, overrides));
     stacks.push(testStack);
     return testStack;
 }

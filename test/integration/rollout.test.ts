@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { useTemporaryPostgresCluster } from "../../lib/postgresCluster";
 import { countRows, columnExists, indexExists, installWriteLog, writeLogStats } from "./helpers/db";
 import { newTestStack, TestStack } from "./helpers/engine";
-import { alembic, alembicCurrent, EXPECTED_HEAD, expectSuccess, FIXTURE_DIR, FIXTURE_PYTHON, PROJECT_ROOT, seedSample } from "./helpers/fixture";
+import { alembic, alembicCurrent, EXPECTED_HEAD, expectSuccess, FIXTURE_PYTHON, fixtureStackConfig, PROJECT_ROOT, seedSample } from "./helpers/fixture";
 import { DatabaseSnapshot, filesIn, snapshotDatabase, watchProcessList } from "./helpers/snapshots";
 
 process.env.PYTHONDONTWRITEBYTECODE = "1";
@@ -25,19 +25,11 @@ const onOutput = (out: string) => engineOutput.push(out);
 const stacks: TestStack[] = [];
 
 function stackConfig(overrides: Record<string, string> = {}) {
-    const config: Record<string, { value: string; secret?: boolean }> = {
-        "rollout:dbUrl": { value: cluster().sqlalchemyUrl, secret: true },
-        "rollout:pgAccess": { value: "url" },
-        "rollout:appDir": { value: FIXTURE_DIR },
-        "rollout:alembic": { value: `${FIXTURE_PYTHON} -m alembic` },
-        "rollout:backfill": { value: `${FIXTURE_PYTHON} scripts/backfill_schema_sha_v2.py` },
-        "rollout:backupDir": { value: backupDir },
-        "rollout:protect": { value: "false" },
-        "rollout:pauseWriters": { value: `touch ${path.join(workDir, "paused")}` },
-        "rollout:resumeWriters": { value: `touch ${path.join(workDir, "resumed")}` },
-    };
-    for (const [key, value] of Object.entries(overrides)) config[`rollout:${key}`] = { value };
-    return config;
+    return fixtureStackConfig(cluster().sqlalchemyUrl, backupDir, {
+        pauseWriters: `touch ${path.join(workDir, "paused")}`,
+        resumeWriters: `touch ${path.join(workDir, "resumed")}`,
+        ...overrides,
+    });
 }
 
 async function createStack(overrides: Record<string, string> = {}): Promise<TestStack> {

@@ -4,7 +4,7 @@ import { createRollout, DrillDatabase, DrillDatabaseArgs } from "../../component
 import { resolveStackConfig } from "../../lib/stackConfig";
 import { registered, registrations, settle, valueOf } from "./helpers/mocks";
 
-const PASSWORD = "drill-pw-not-in-commands";
+const PASSWORD = "test-only-drill-pw";
 
 function args(overrides: Partial<DrillDatabaseArgs> = {}): DrillDatabaseArgs {
     return {

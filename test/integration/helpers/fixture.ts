@@ -108,3 +108,24 @@ export function parseBackfillSummary(stdout: string): BackfillSummary {
     }
     return { canonical, tables };
 }
+
+export type StackConfigValues = Record<string, { value: string; secret?: boolean }>;
+
+/**
+ * The prod-shaped stack's config for the fixture: url access, the fixture's
+ * alembic and backfill run with the venv's Python, the dump into `backupDir`.
+ * `overrides` are `rollout:*` keys without the namespace.
+ */
+export function fixtureStackConfig(dbUrl: string, backupDir: string, overrides: Record<string, string> = {}): StackConfigValues {
+    const config: StackConfigValues = {
+        "rollout:dbUrl": { value: dbUrl, secret: true },
+        "rollout:pgAccess": { value: "url" },
+        "rollout:appDir": { value: FIXTURE_DIR },
+        "rollout:alembic": { value: `${FIXTURE_PYTHON} -m alembic` },
+        "rollout:backfill": { value: `${FIXTURE_PYTHON} scripts/backfill_schema_sha_v2.py` },
+        "rollout:backupDir": { value: backupDir },
+        "rollout:protect": { value: "false" },
+    };
+    for (const [key, value] of Object.entries(overrides)) config[`rollout:${key}`] = { value };
+    return config;
+}
