@@ -8,6 +8,8 @@ source "$here/common.sh"
 cd "$PROJECT_ROOT"
 step "typecheck: tsc --noEmit"
 npx tsc --noEmit -p .
+step "tests: the command provider (go test)"
+(cd engine/command-provider && GOTOOLCHAIN="${GOTOOLCHAIN:-auto}" GOFLAGS="-mod=readonly -buildvcs=false" go test ./...)
 step "tests: unit and integration (vitest)"
 results="${STATE_DIR}/test-results.json"
 rm -f "$results"
