@@ -1,9 +1,12 @@
 /** The program's view of its stack config: read from the engine, errors as RunError. */
 import * as pulumi from "@pulumi/pulumi";
 import { RolloutConfigError } from "./config";
+import { missingTools } from "./rolloutCli";
 import { resolveStackConfig, StackConfig } from "./stackConfig";
 
 export function readStackConfig(): StackConfig {
+    const tools = missingTools();
+    if (tools) throw new pulumi.RunError(tools);
     const secretKeys = process.env.PULUMI_CONFIG_SECRET_KEYS;
     try {
         return resolveStackConfig((key) => pulumi.runtime.getConfig(key), secretKeys ? (JSON.parse(secretKeys) as string[]) : undefined);

@@ -4,11 +4,11 @@
  * API in the CLIs. The only place raw config is interpreted.
  */
 import * as os from "node:os";
-import * as path from "node:path";
 import { CONFIG_KEYS, parseRolloutConfig, RawConfig, RolloutConfig, RolloutConfigError } from "./config";
 import { DRILL_KEYS, DrillConfig, drillDatabaseUrl, parseDrillConfig } from "./drillConfig";
+import { PROJECT_ROOT } from "./projectRoot";
 
-export const PROJECT_ROOT = path.resolve(__dirname, "..");
+export { PROJECT_ROOT };
 
 export interface StackConfig {
     rollout: RolloutConfig;

@@ -21,6 +21,7 @@ install_npm_packages() {
 
 install_npm_packages
 bash "$here/ensure-engine.sh"
+bash "$here/build-tools.sh"
 if [ -f "$here/setup-fixture.sh" ]; then
     bash "$here/setup-fixture.sh"
 fi

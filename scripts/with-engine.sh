@@ -4,5 +4,6 @@
 set -euo pipefail
 here="$(dirname "${BASH_SOURCE[0]}")"
 bash "$here/ensure-engine.sh"
+bash "$here/build-tools.sh"
 source "$here/engine-env.sh"
 exec "$@"

@@ -75,7 +75,7 @@ describe("the drill database, docker engine", () => {
     it("generates the sample from the host when there is no source dump", async () => {
         await build(args({ sourceDump: undefined }));
         expect(registered("drill-postgres").inputs.volumes).toEqual([]);
-        expect(registered("drill-load").inputs.create).toMatch(/drill-db\.ts load-sample --app-dir \/app --alembic alembic --seed 'python scripts\/seed_sample\.py' --expected-head 9d2fb5a07e4c --datasets 2 --models 51 --embedding-rows 0/);
+        expect(registered("drill-load").inputs.create).toMatch(/tools\/bin\/drill-db\.js load-sample --app-dir \/app --alembic alembic --seed 'python scripts\/seed_sample\.py' --expected-head 9d2fb5a07e4c --datasets 2 --models 51 --embedding-rows 0/);
     });
 
     it("points the rollout's client tools into the container (docker-exec), as the runbook does", async () => {
@@ -91,8 +91,8 @@ describe("the drill database, local engine", () => {
     it("starts a cluster whose delete stops it and removes its directory", async () => {
         await build(args({ engine: "local", sourceDump: undefined }));
         const cluster = registered("drill-cluster");
-        expect(cluster.inputs.create).toMatch(/drill-db\.ts start --state-dir \/state\/cluster --port 55432$/);
-        expect(cluster.inputs.delete).toMatch(/drill-db\.ts stop --state-dir \/state\/cluster$/);
+        expect(cluster.inputs.create).toMatch(/tools\/bin\/drill-db\.js start --state-dir \/state\/cluster --port 55432$/);
+        expect(cluster.inputs.delete).toMatch(/tools\/bin\/drill-db\.js stop --state-dir \/state\/cluster$/);
         expect(JSON.stringify(cluster.inputs.environment)).toContain("DRILL_DB_PASSWORD");
         expect(registrations.some((r) => r.type.startsWith("docker:"))).toBe(false);
     });

@@ -44,7 +44,7 @@ describe("the rollout graph", () => {
         await build();
         const migration = registered("migration-upgrade");
         expect(migration.deleteBeforeReplace).toBe(true);
-        expect(migration.inputs.create).toMatch(/\( cd \/home\/op\/Thesis2\/repositories\/PROTEA && poetry run alembic upgrade a3c1d8e2f4b6 \);.* && .*bin\/rollout\.ts verify-schema --expect present --columns /);
+        expect(migration.inputs.create).toMatch(/\( cd \/home\/op\/Thesis2\/repositories\/PROTEA && poetry run alembic upgrade a3c1d8e2f4b6 \);.* && .*tools\/bin\/rollout\.js verify-schema --expect present --columns /);
         expect(migration.inputs.delete).toMatch(/\( cd \/home\/op\/Thesis2\/repositories\/PROTEA && poetry run alembic downgrade 9d2fb5a07e4c \);.* && .*verify-schema --expect absent /);
         expect(migration.inputs.create).toContain("ix_reranker_model_schema_sha_v2");
     });
@@ -59,7 +59,7 @@ describe("the rollout graph", () => {
 
     it("dumps inside the container with docker-exec access, as the runbook does", async () => {
         const rollout = await build();
-        expect(registered("backup-dump").inputs.create).toMatch(/rollout\.ts backup --dir \/home\/op\/Thesis2\/backups --label pre-t16 --access docker-exec --container protea-postgres-1 --db-user protea --db-name protea$/);
+        expect(registered("backup-dump").inputs.create).toMatch(/tools\/bin\/rollout\.js backup --dir \/home\/op\/Thesis2\/backups --label pre-t16 --access docker-exec --container protea-postgres-1 --db-user protea --db-name protea$/);
         expect(await valueOf(rollout.backup.path)).toBe("/backups/pre-t16-20261125-120000.dump");
     });
 
