@@ -158,8 +158,10 @@ async function main(): Promise<void> {
  */
 function programWithoutDryRun(dir: string): string | undefined {
     const source = fs.readFileSync(path.join(PROJECT_ROOT, "index.ts"), "utf8").split("\n");
-    const kept = source.filter((line) => !/previewReport|\bdryRun\b|^\/\/ The dry run/.test(line));
-    if (kept.length === source.length) return undefined;
+    const kept = source
+        .filter((line) => !/\bdryRun\b|The dry run/.test(line))
+        .map((line) => line.replace(/, previewReport\b/, ""));
+    if (kept.join("\n") === source.join("\n")) return undefined;
     fs.mkdirSync(dir);
     fs.writeFileSync(path.join(dir, "index.ts"), kept.join("\n"));
     for (const file of ["Pulumi.yaml", "package.json", "tsconfig.json"]) fs.copyFileSync(path.join(PROJECT_ROOT, file), path.join(dir, file));
