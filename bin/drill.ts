@@ -10,7 +10,7 @@ import * as path from "node:path";
 import { EngineEvent, LocalWorkspace, Stack } from "@pulumi/pulumi/automation";
 import { withDatabase } from "../lib/database";
 import { Check, DrillReport, renderMarkdown, RUNBOOK_TIMES, StepTiming } from "../lib/drillReport";
-import { isProcessAlive } from "../lib/postgresCluster";
+import { isProcessAlive, readPostmasterPid } from "../lib/postgresCluster";
 import { runShell } from "../lib/processes";
 import { restoreFromDump } from "../lib/restore";
 import { columnStates, nullCounts, schemaMismatches } from "../lib/schemaChecks";
@@ -163,7 +163,7 @@ async function main(): Promise<number> {
         drill.backupBytes = up.outputs.backupSizeBytes?.value;
         drill.check("backup written and verified", typeof up.outputs.backupPath?.value === "string" && fs.existsSync(up.outputs.backupPath.value), `${up.outputs.backupPath?.value} (${up.outputs.backupSizeBytes?.value} bytes, sha256 ${String(up.outputs.backupSha256?.value).slice(0, 12)}…)`);
         await drill.expectRolledOut("after up");
-        clonePid = drillConfig.engine === "local" ? readPid(drillConfig.stateDir) : undefined;
+        clonePid = drillConfig.engine === "local" ? readPostmasterPid(path.join(drillConfig.stateDir, "data")) : undefined;
 
         stepLine("idempotency: the backfill again, and a second up");
         await drill.idempotentRerun();
@@ -239,14 +239,6 @@ function stepTable(steps: Record<string, number | undefined>, fromDump: boolean)
         { step: "alembic downgrade to the expected head", millis: steps.downgrade, runbook: RUNBOOK_TIMES.downgrade },
         { step: "restore from the pre-flight backup", millis: steps.restoreFromBackup },
     ];
-}
-
-function readPid(stateDir: string): number | undefined {
-    try {
-        return Number(fs.readFileSync(path.join(stateDir, "data", "postmaster.pid"), "utf8").split("\n")[0]);
-    } catch {
-        return undefined;
-    }
 }
 
 main().then(

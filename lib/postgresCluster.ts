@@ -493,7 +493,8 @@ function stopWatchdog(live: LiveCluster): void {
     }
 }
 
-function readPostmasterPid(dataDir: string): number | undefined {
+/** The postmaster's pid from `<dataDir>/postmaster.pid`, if the file is there. */
+export function readPostmasterPid(dataDir: string): number | undefined {
     try {
         const pid = Number(fs.readFileSync(path.join(dataDir, "postmaster.pid"), "utf8").split("\n")[0]);
         return Number.isInteger(pid) && pid > 0 ? pid : undefined;

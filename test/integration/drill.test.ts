@@ -3,7 +3,6 @@
  * generated sample, the full rollout, rollback and restore, teardown, and the
  * report. Runs on its own stack and backend so it never touches `drill`.
  */
-import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -12,6 +11,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { LocalWorkspace } from "@pulumi/pulumi/automation";
 import { findFreePort } from "../../lib/postgresCluster";
 import { PROJECT_ROOT } from "./helpers/fixture";
+import { npmRun } from "./helpers/engine";
 import { requireEngine } from "./helpers/requireEngine";
 
 const workDir = fs.mkdtempSync(path.join(os.tmpdir(), "protea-drill-"));
@@ -45,17 +45,7 @@ describe("npm run drill", () => {
             .replace(/rollout:backupDir: .*/, `rollout:backupDir: ${path.join(workDir, "backups")}\n  drill:stateDir: ${stateDir}`);
         fs.writeFileSync(configFile, config);
 
-        const run = await new Promise<{ code: number; output: string }>((resolve) => {
-            const child = spawn("npm", ["run", "--silent", "drill", "--", "--stack", stackName, "--with-restore", "--report-dir", path.join(workDir, "reports")], {
-                cwd: PROJECT_ROOT,
-                env: { ...process.env, ...env },
-                stdio: ["ignore", "pipe", "pipe"],
-            });
-            let output = "";
-            child.stdout.on("data", (d) => (output += d));
-            child.stderr.on("data", (d) => (output += d));
-            child.on("close", (code) => resolve({ code: code ?? 1, output }));
-        });
+        const run = await npmRun(PROJECT_ROOT, "drill", ["--stack", stackName, "--with-restore", "--report-dir", path.join(workDir, "reports")], env);
         expect(run.code, run.output).toBe(0);
         expect(run.output).toMatch(/drill: \[1\/8\] stack/);
 

@@ -3,7 +3,7 @@
  * PostgreSQL cluster and the PROTEA fixture: preview, up, idempotent re-up,
  * forced backfill, rollback, re-apply, restore, and the faults.
  */
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -11,7 +11,7 @@ import { Client } from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { useTemporaryPostgresCluster } from "../../lib/postgresCluster";
 import { countRows, columnExists, indexExists, installWriteLog, writeLogStats } from "./helpers/db";
-import { newTestStack, TestStack } from "./helpers/engine";
+import { newTestStack, npmRun as runNpmScript, TestStack } from "./helpers/engine";
 import { alembic, alembicCurrent, EXPECTED_HEAD, expectSuccess, FIXTURE_PYTHON, fixtureStackConfig, PROJECT_ROOT, seedSample } from "./helpers/fixture";
 import { DatabaseSnapshot, filesIn, snapshotDatabase, watchProcessList } from "./helpers/snapshots";
 
@@ -38,16 +38,7 @@ async function createStack(overrides: Record<string, string> = {}): Promise<Test
     return testStack;
 }
 
-/** Runs an npm script the way an operator would, with the test stack's backend. */
-function npmRun(script: string, args: string[], env: Record<string, string>): Promise<{ code: number; output: string }> {
-    return new Promise((resolve) => {
-        const child = spawn("npm", ["run", "--silent", script, "--", ...args], { cwd: PROJECT_ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
-        let output = "";
-        child.stdout.on("data", (d) => (output += d));
-        child.stderr.on("data", (d) => (output += d));
-        child.on("close", (code) => resolve({ code: code ?? 1, output }));
-    });
-}
+const npmRun = (script: string, args: string[], env: Record<string, string>) => runNpmScript(PROJECT_ROOT, script, args, env);
 
 async function schemaState() {
     const config = cluster().clientConfig;

@@ -1,3 +1,4 @@
+import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -39,4 +40,15 @@ export async function newTestStack(workDir: string, config: Record<string, { val
             }
         },
     };
+}
+
+/** Runs an npm script the way an operator would, in `cwd`, with `env` (e.g. a test stack's backend). */
+export function npmRun(cwd: string, script: string, args: string[], env: Record<string, string>): Promise<{ code: number; output: string }> {
+    return new Promise((resolve) => {
+        const child = spawn("npm", ["run", "--silent", script, "--", ...args], { cwd, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+        let output = "";
+        child.stdout.on("data", (d) => (output += d));
+        child.stderr.on("data", (d) => (output += d));
+        child.on("close", (code) => resolve({ code: code ?? 1, output }));
+    });
 }
