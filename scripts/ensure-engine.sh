@@ -63,26 +63,82 @@ build_cli() {
     printf '%s' "$stamp" >"$stamp_file"
 }
 
+# sha256_of <file>: the file's sha256, hex. No pipe: a failure stops the script.
+sha256_of() {
+    local sum
+    sum="$(sha256sum "$1")"
+    printf '%s' "${sum%% *}"
+}
+
 # The command provider is installed into PULUMI_HOME's plugin cache, where the
 # engine looks for `command` v${COMMAND_VERSION} when @pulumi/command asks for it.
+# What is installed is decided from files, never from `pulumi plugin ls`. The
+# stamp file holds the source stamp of the project's build (line 1) and the
+# sha256 of the binary the project installed (line 2, `sha256 <hex>`). A plugin
+# binary the project did not install (an operator's, e.g. upstream's release
+# installed with `pulumi plugin install resource command <v> --file <binary>
+# --reinstall`) is used as it is and never replaced, unless
+# PROTEA_REINSTALL_COMMAND_PROVIDER=1.
 install_command_provider() {
     local pulumi_bin="$1"
-    local stamp_file="${PULUMI_HOME}/plugins/.protea-command-provider.stamp" stamp
-    stamp="${COMMAND_VERSION} $(go version 2>/dev/null) $(hash_files engine/command-provider/go.mod engine/command-provider/go.sum engine/command-provider/*.go)"
-    if [ "$(cat "$stamp_file" 2>/dev/null)" = "$stamp" ] &&
-        "$pulumi_bin" plugin ls 2>/dev/null | grep -qE "^command +resource +${COMMAND_VERSION}\b"; then
-        step "engine: command provider ${COMMAND_VERSION} already installed"
-        return
+    local plugins="${PULUMI_HOME}/plugins"
+    local stamp_file="${plugins}/.protea-command-provider.stamp"
+    local plugin_dir="${plugins}/resource-command-v${COMMAND_VERSION}"
+    local plugin_bin="${plugin_dir}/pulumi-resource-command"
+    local built_bin="${PROVIDER_DIR}/pulumi-resource-command"
+    local sources stamp recorded_stamp="" recorded_sha="" installed_sha ours=false
+    # Globbed from the project root, so the script runs from any directory.
+    sources=("${PROJECT_ROOT}"/engine/command-provider/*.go)
+    stamp="${COMMAND_VERSION} $(go version 2>/dev/null) $(hash_files engine/command-provider/go.mod engine/command-provider/go.sum "${sources[@]#"${PROJECT_ROOT}/"}")"
+    if [ -f "$stamp_file" ]; then
+        recorded_stamp="$(sed -n 1p "$stamp_file")"
+        recorded_sha="$(sed -n 's/^sha256 //p' "$stamp_file")"
     fi
+
+    # Pulumi leaves a .partial marker beside a plugin whose install did not
+    # finish and treats it as absent; so does this script.
+    if [ "${PROTEA_REINSTALL_COMMAND_PROVIDER:-}" = 1 ]; then
+        step "engine: PROTEA_REINSTALL_COMMAND_PROVIDER=1: reinstalling the project's command provider ${COMMAND_VERSION}"
+    elif [ -f "$plugin_bin" ] && [ ! -e "${plugin_dir}.partial" ]; then
+        installed_sha="$(sha256_of "$plugin_bin")"
+        if [ -n "$recorded_sha" ] && [ "$installed_sha" = "$recorded_sha" ]; then
+            ours=true
+        elif [ -f "$built_bin" ] && [ "$installed_sha" = "$(sha256_of "$built_bin")" ]; then
+            # The project's last build, installed before the stamp recorded
+            # its sha256 (an older stamp, or an install cut short).
+            ours=true
+        fi
+        if [ "$ours" != true ]; then
+            step "engine: a command provider ${COMMAND_VERSION} not built by the project is installed at ${plugin_bin} (sha256 ${installed_sha:0:12}); using it as it is. To go back to the project's own, remove ${plugin_dir} or set PROTEA_REINSTALL_COMMAND_PROVIDER=1"
+            return
+        fi
+        if [ "$recorded_stamp" = "$stamp" ]; then
+            if [ "$recorded_sha" != "$installed_sha" ]; then
+                printf '%s\nsha256 %s\n' "$stamp" "$installed_sha" >"${stamp_file}.tmp"
+                mv -f "${stamp_file}.tmp" "$stamp_file"
+            fi
+            step "engine: command provider ${COMMAND_VERSION} already installed"
+            return
+        fi
+        step "engine: the installed command provider ${COMMAND_VERSION} was built from other sources or another Go; rebuilding it"
+    elif [ -e "${plugin_dir}.partial" ]; then
+        step "engine: the command provider ${COMMAND_VERSION} at ${plugin_dir} is half-installed (${plugin_dir}.partial); installing the project's own"
+    fi
+
     require_go
-    mkdir -p "$PROVIDER_DIR"
+    mkdir -p "$PROVIDER_DIR" "$plugins"
     step "engine: building the command provider ${COMMAND_VERSION}"
     (cd "${PROJECT_ROOT}/engine/command-provider" &&
-        CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "${PROVIDER_DIR}/pulumi-resource-command" .)
+        CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$built_bin" .)
     step "engine: installing the command provider into ${PULUMI_HOME}"
     "$pulumi_bin" plugin install resource command "${COMMAND_VERSION}" \
-        --file "${PROVIDER_DIR}/pulumi-resource-command" --reinstall >/dev/null
-    printf '%s' "$stamp" >"$stamp_file"
+        --file "$built_bin" --reinstall >/dev/null
+    [ -f "$plugin_bin" ] || die "pulumi plugin install did not leave ${plugin_bin}"
+    installed_sha="$(sha256_of "$plugin_bin")"
+    [ "$installed_sha" = "$(sha256_of "$built_bin")" ] ||
+        die "the command provider installed at ${plugin_bin} differs from the one just built at ${built_bin}"
+    printf '%s\nsha256 %s\n' "$stamp" "$installed_sha" >"${stamp_file}.tmp"
+    mv -f "${stamp_file}.tmp" "$stamp_file"
 }
 
 main() {
