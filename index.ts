@@ -5,49 +5,61 @@
  * against it. `pulumi preview` is the dry run, `pulumi up` the rollout, and
  * `npm run rollback -- --stack <name>` (a targeted `pulumi destroy` of the
  * Migration and its dependents) the rollback. See components/rolloutGraph.ts.
+ *
+ * Before anything acts, the program reads where the database stands
+ * (lib/rolloutPhase.ts) and, on `up`, takes the database's rollout lock for
+ * the whole run (lib/rolloutLock.ts): a second rollout from any stack stops
+ * before it changes anything.
  */
 import * as pulumi from "@pulumi/pulumi";
 import { createRollout, DrillDatabase, previewReport } from "./components";
 import { readStackConfig } from "./lib/programConfig";
+import { openRolloutRun } from "./lib/programRun";
 
-const { rollout: config, dbUrl, drill } = readStackConfig();
+export = async () => {
+    const { rollout: config, dbUrl, drill } = readStackConfig();
+    const stack = `${pulumi.getProject()}/${pulumi.getStack()}`;
+    const reruns = await openRolloutRun(config, { stack, dryRun: pulumi.runtime.isDryRun(), databaseMayNotExistYet: drill !== undefined });
 
-const drillDatabase = drill
-    ? new DrillDatabase("drill", {
-          engine: drill.engine,
-          port: drill.port,
-          password: pulumi.secret(drill.password),
-          url: pulumi.secret(dbUrl),
-          sourceDump: drill.sourceDump,
-          sample: drill.sample,
-          restoreJobs: config.restoreJobs,
-          appDir: config.appDir,
-          alembic: config.alembic,
-          seed: drill.seed,
-          expectedHead: config.expectedHead,
-          stateDir: drill.stateDir,
-          image: drill.image,
-          containerName: drill.containerName,
-      })
-    : undefined;
+    const drillDatabase = drill
+        ? new DrillDatabase("drill", {
+              engine: drill.engine,
+              port: drill.port,
+              password: pulumi.secret(drill.password),
+              url: pulumi.secret(dbUrl),
+              sourceDump: drill.sourceDump,
+              sample: drill.sample,
+              restoreJobs: config.restoreJobs,
+              appDir: config.appDir,
+              alembic: config.alembic,
+              seed: drill.seed,
+              expectedHead: config.expectedHead,
+              stateDir: drill.stateDir,
+              image: drill.image,
+              containerName: drill.containerName,
+          })
+        : undefined;
 
-const rollout = createRollout(config, pulumi.secret(dbUrl), drillDatabase ? { dependsOn: [drillDatabase] } : {});
+    const rollout = createRollout(config, pulumi.secret(dbUrl), { stack, reruns }, drillDatabase ? { dependsOn: [drillDatabase] } : {});
 
-export const preflightReport = rollout.preflight.report;
-export const backupPath = rollout.backup.path;
-export const backupSizeBytes = rollout.backup.sizeBytes;
-export const backupSha256 = rollout.backup.sha256;
-export const backfillDryRun = rollout.backfill.dryRun;
-export const backfillApplied = rollout.backfill.applied;
-export const nullCounts = rollout.verification.nullCounts;
-export const parity = rollout.verification.parity;
-export const stepMillis = {
-    load: drillDatabase?.loadMillis,
-    backup: rollout.backup.millis,
-    upgrade: rollout.migration.upgradeMillis,
-    backfillDryRun: rollout.backfill.dryRunMillis,
-    backfillApply: rollout.backfill.applyMillis,
+    return {
+        preflightReport: rollout.preflight.report,
+        backupPath: rollout.backup.path,
+        backupSizeBytes: rollout.backup.sizeBytes,
+        backupSha256: rollout.backup.sha256,
+        earlierBackups: rollout.backup.earlier,
+        backfillDryRun: rollout.backfill.dryRun,
+        backfillApplied: rollout.backfill.applied,
+        nullCounts: rollout.verification.nullCounts,
+        parity: rollout.verification.parity,
+        stepMillis: {
+            load: drillDatabase?.loadMillis,
+            backup: rollout.backup.millis,
+            upgrade: rollout.migration.upgradeMillis,
+            backfillDryRun: rollout.backfill.dryRunMillis,
+            backfillApply: rollout.backfill.applyMillis,
+        },
+        /** The dry run: read-only probes, in preview only (components/previewReport.ts). */
+        dryRun: previewReport(config, pulumi.secret(dbUrl)),
+    };
 };
-
-/** The dry run: read-only probes, in preview only (components/previewReport.ts). */
-export const dryRun = previewReport(config, pulumi.secret(dbUrl));

@@ -181,7 +181,7 @@ async function main(): Promise<number> {
         if (flags["with-restore"]) {
             stepLine("restore from the pre-flight backup (the runbook's last resort)");
             const restoreStarted = Date.now();
-            await restoreFromDump(drill.config.rollout, up.outputs.backupPath.value, (line) => say(`  ${line}`));
+            await restoreFromDump(drill.config.rollout, { path: up.outputs.backupPath.value, sha256: up.outputs.backupSha256.value }, `rollout/${stackName}`, (line) => say(`  ${line}`));
             drill.steps.restoreFromBackup = Date.now() - restoreStarted;
             await drill.expectRolledBack("after restore");
         }

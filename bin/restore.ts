@@ -1,41 +1,52 @@
 /**
  * `npm run restore -- --stack <name> --confirm <database>`: the runbook's
- * fallback when the rollback itself fails. Drops schema public, restores the
- * recorded pre-flight dump (or --dump FILE), stamps the expected head, checks
- * the result, and removes the migration and its dependents from the stack's
- * state, since the database no longer has them.
+ * fallback when the rollback itself fails. Checks the dump first (its
+ * recorded SHA-256, then `pg_restore --list`), then drops schema public and
+ * restores the dump in one transaction (lib/restore.ts), stamps the expected
+ * head, checks the result, and removes the migration and its dependents
+ * from the stack's state, since the database no longer has them.
  */
-import { execFileSync } from "node:child_process";
-import { restoreFromDump } from "../lib/restore";
 import { parseFlags } from "../lib/cliFlags";
-import { openStack, stackConfig, urnsOfType } from "../lib/stack";
+import { RestoreRefused, restoreFromDump } from "../lib/restore";
+import { forgetMigration, openStack, recordOutcome, stackConfig, stackId } from "../lib/stack";
 
-const USAGE = `usage: npm run restore -- --stack <name> --confirm <database name> [--dump FILE]
+const USAGE = `usage: npm run restore -- --stack <name> --confirm <database name> [--dump FILE [--sha256 HEX]]
 
-Drops schema public of the stack's database and restores it from a dump.
+Drops schema public of the stack's database and restores it from a dump, in
+one transaction: if anything fails, the database stays as it was.
   --stack    the stack whose database to restore
   --confirm  the database's name, typed out: this DROPS SCHEMA public CASCADE
-  --dump     the dump to restore (default: the stack's recorded backup, output backupPath)`;
+  --dump     the dump to restore (default: the backup that guards the stack's
+             current apply, output backupPath)
+  --sha256   the dump's checksum, when neither the stack nor <dump>.sha256 records it`;
 
 async function main(): Promise<void> {
-    const flags = parseFlags(process.argv.slice(2), { stack: "value", confirm: "value", dump: "value" }, USAGE);
+    const flags = parseFlags(process.argv.slice(2), { stack: "value", confirm: "value", dump: "value", sha256: "value" }, USAGE);
     if (typeof flags.stack !== "string") throw new Error(`--stack is required\n\n${USAGE}`);
     const stack = await openStack(flags.stack);
     const { rollout: config } = await stackConfig(stack);
     const databaseName = config.pgAccess === "docker-exec" ? config.dbName : config.database.database;
     if (flags.confirm !== databaseName) {
-        throw new Error(`restoring drops schema public of database "${databaseName}": pass --confirm ${databaseName} to go on; nothing changed`);
+        throw new RestoreRefused(`restoring drops schema public of database "${databaseName}": pass --confirm ${databaseName} to go on; nothing changed`);
     }
-    const dump = typeof flags.dump === "string" ? flags.dump : (await stack.outputs()).backupPath?.value;
-    if (typeof dump !== "string") throw new Error(`stack ${flags.stack} has no recorded backup (output backupPath): pass --dump FILE`);
-
-    const timings = await restoreFromDump(config, dump, (line) => process.stdout.write(`${line}\n`));
-    process.stdout.write(`restore: done in ${timings.totalSeconds.toFixed(1)}s (pg_restore ${timings.pgRestoreSeconds.toFixed(1)}s)\n`);
-
-    for (const urn of await urnsOfType(stack, "protea:rollout:Migration")) {
-        process.stdout.write(`restore: removing ${urn} and its dependents from the state (the database no longer has them)\n`);
-        execFileSync("pulumi", ["state", "delete", urn, "--target-dependents", "--yes", "--stack", flags.stack], { stdio: "inherit", cwd: stack.workspace.workDir });
+    const outputs = await stack.outputs();
+    const recorded = { path: outputs.backupPath?.value as string | undefined, sha256: outputs.backupSha256?.value as string | undefined };
+    const earlier = (outputs.earlierBackups?.value ?? []) as { path: string; sha256: string }[];
+    let dump: { path: string; sha256?: string };
+    if (typeof flags.dump === "string") {
+        // A dump the stack recorded keeps its recorded checksum.
+        const known = [recorded, ...earlier].find((d) => d.path === flags.dump);
+        dump = { path: flags.dump, sha256: typeof flags.sha256 === "string" ? flags.sha256 : known?.sha256 };
+    } else if (recorded.path) {
+        dump = { path: recorded.path, sha256: recorded.sha256 };
+    } else {
+        throw new RestoreRefused(`stack ${flags.stack} has no recorded backup (output backupPath): pass --dump FILE; nothing changed`);
     }
+
+    const timings = await restoreFromDump(config, dump, await stackId(stack), (line) => process.stdout.write(`${line}\n`));
+    process.stdout.write(`restore: done in ${timings.totalSeconds.toFixed(1)}s (restore ${timings.restoreSeconds.toFixed(1)}s, stamp ${timings.stampSeconds.toFixed(1)}s)\n`);
+    await forgetMigration(stack, (line) => process.stdout.write(`restore: ${line}\n`));
+    await recordOutcome(stack, { migration: `restored from ${dump.path} at ${new Date().toISOString()}`, restoredFrom: { path: dump.path, sha256: dump.sha256 ?? null, at: new Date().toISOString() } });
 }
 
 main().catch((err: Error) => {

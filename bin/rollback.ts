@@ -1,12 +1,16 @@
 /**
- * `npm run rollback -- --stack <name>`: the rollout's rollback. Finds the
- * stack's Migration and runs `pulumi destroy --target <its URN>
- * --target-dependents`: verification and backfill leave the state, the
- * migration downgrades to the expected head and checks the columns are gone.
- * The backup stays (on disk and in the state).
+ * `npm run rollback -- --stack <name>`: the rollout's rollback. Holds the
+ * database's rollout lock, finds the stack's Migration and runs `pulumi
+ * destroy --target <its URN> --target-dependents`: verification and backfill
+ * leave the state, the migration checks the database is at the target,
+ * downgrades to the expected head and checks the columns are gone. The
+ * backups stay (on disk and in the state). The stack's outputs then say so.
+ * Its stored commands call the project's tools by name, so any checkout of
+ * the project sharing the backend can run it.
  */
 import { parseFlags } from "../lib/cliFlags";
-import { openStack, urnsOfType } from "../lib/stack";
+import { holdRunLock } from "../lib/rolloutLock";
+import { openStack, recordOutcome, stackConfig, stackId, urnsOfType } from "../lib/stack";
 
 const USAGE = `usage: npm run rollback -- --stack <name> [--yes] [--preview]
 
@@ -44,8 +48,16 @@ async function main(): Promise<void> {
     if (!flags.yes && !(await confirm(`Roll back ${migrationUrn} on stack ${flags.stack} (alembic downgrade)? Type "yes": `))) {
         throw new Error("not confirmed; nothing changed (pass --yes to run without a prompt)");
     }
-    const result = await stack.destroy(options);
-    process.stdout.write(`rollback ${result.summary.result}: the migration is downgraded and verified; the backup is kept\n`);
+    const { rollout: config } = await stackConfig(stack);
+    // No other rollout may start while this one downgrades; its steps see this lock as their own run's.
+    const lock = await holdRunLock(config.database, await stackId(stack), "rollback");
+    try {
+        const result = await stack.destroy(options);
+        await recordOutcome(stack, { migration: `rolled back at ${new Date().toISOString()}: alembic at ${config.expectedHead}, the new columns and indexes are gone` });
+        process.stdout.write(`rollback ${result.summary.result}: the migration is downgraded and verified; the backups are kept\n`);
+    } finally {
+        await lock.release();
+    }
 }
 
 main().catch((err: Error) => {

@@ -1,30 +1,62 @@
 /**
- * The rollout's gates and probes, one subcommand each. The Pulumi program's
- * commands call it; an operator can run it by hand (`npm run rollout -- …`)
- * with PROTEA_DB_URL in the environment. Progress goes to stderr; the result
- * is one JSON line on stdout. A failed gate exits 1 with the reason.
+ * The rollout's steps, gates and probes, one subcommand each. The Pulumi
+ * program's commands call it by name (`protea-rollout …`); an operator can
+ * run it by hand (`npm run rollout -- …`) with PROTEA_DB_URL in the
+ * environment. Progress goes to stderr; the result is one JSON line on
+ * stdout. A failed gate or step exits 1 with the reason.
+ *
+ * Paths arrive as configured (relative to the project, or "~/…") and are
+ * resolved here, at run time, against this checkout: the state never holds
+ * a path of the checkout that applied it.
  */
+import * as fs from "node:fs";
+import * as path from "node:path";
 import { parseArgs } from "node:util";
-import { alembicRevisions, judgeRevisions } from "../lib/alembic";
-import { takeBackup } from "../lib/backup";
-import type { NewColumn, PgAccess } from "../lib/config";
+import { alembicRevisions, judgeDowngrade, judgeRevisions } from "../lib/alembic";
+import { runAppCommand, scrub, secretForms } from "../lib/appCommand";
+import { parseBackfillSummary } from "../lib/backfillSummary";
+import { checkBackupDir, earlierBackups, takeBackup, utcStamp } from "../lib/backup";
+import { NewColumn, parseDuration, PgAccess, resolveSetting } from "../lib/config";
 import { databaseFromEnvironment, withDatabase } from "../lib/database";
 import { runProbes } from "../lib/probes";
+import { stopAllChildren } from "../lib/processes";
+import { PROJECT_ROOT } from "../lib/projectRoot";
+import { holdStepLocks } from "../lib/rolloutLock";
 import { columnStates, nullCounts, parityReport, schemaMismatches } from "../lib/schemaChecks";
+import { quote } from "../lib/shell";
 
 const HELP = `usage: rollout <command> [options]   (PROTEA_DB_URL must hold the database URL)
 
-commands:
+commands (paths relative to the project root or "~/…"; durations like 90s, 30min, 4h):
   preflight       the database answers; alembic current = --expected-head and the
-                  checkout's head = --target-revision
+                  checkout's heads include --target-revision; --backup-dir can take a dump
                     --app-dir DIR --alembic CMD --expected-head REV --target-revision REV
+                    [--backup-dir DIR]
+  backup          pg_dump -F c to <dir>/<label>-<UTC>.dump, verified with pg_restore --list,
+                  its SHA-256 beside it in <dump>.sha256
+                    --dir DIR --label LABEL --access url|docker-exec
+                    [--container NAME --db-user USER --db-name DB] [--timeout D]
+  migrate         the migration, gated in the same invocation, holding the rollout lock:
+                  up: alembic current = --expected-head, then upgrade, then every column
+                  and index present; down: alembic current = --target-revision, then
+                  downgrade, then all absent; check: the database still has the migration
+                    --direction up|down|check --stack NAME --app-dir DIR --alembic CMD
+                    --expected-head REV --target-revision REV --columns JSON
+                    [--lock-timeout 5s] [--timeout D] [--resume-writers CMD --resume-on-failure true|false]
+  backfill        the application's backfill (--mode dry-run: read-only session), output
+                  scrubbed and summarised, all of it in a log file in --log-dir; the new
+                  columns' NULL counts before and after, from the database
+                    --mode dry-run|apply --stack NAME --app-dir DIR --backfill CMD --columns JSON
+                    [--batch-size N] [--force] [--log-dir DIR --label LABEL] [--timeout D]
+                    [--resume-writers CMD --resume-on-failure true|false]
+  writers         runs the operator's pause or resume command (rollout:pauseWriters/resumeWriters)
+                    --action pause|resume --command CMD [--timeout D]
   verify-schema   every new column and index is present (or absent)
                     --expect present|absent --columns JSON
-  backup          pg_dump -F c to <dir>/<label>-<UTC>.dump, verified with pg_restore --list
-                    --dir DIR --label LABEL --access url|docker-exec
-                    [--container NAME --db-user USER --db-name DB]
-  verify-backfill no NULL left in any new column; parity of the latest rows
-                    --columns JSON --parity-sample N
+  verify-backfill the migration is still there, no NULL left in any new column;
+                  parity of the latest rows
+                    --columns JSON --parity-sample N [--stack NAME]
+                    [--resume-writers CMD --resume-on-failure true|false]
   probe           the dry run, read-only: database size, backup room, alembic
                   current/heads and the gate's verdict, pending SQL (alembic
                   --sql) and its lock-safety reading, the backfill's --dry-run;
@@ -36,24 +68,81 @@ commands:
 
 class GateFailure extends Error {}
 
+type Values = Record<string, string | boolean | undefined>;
+
 const say = (line: string) => process.stderr.write(`${line}\n`);
 const result = (value: unknown) => process.stdout.write(`${JSON.stringify(value)}\n`);
+const DEFAULT_TIMEOUT = "4h";
 
-function required(values: Record<string, unknown>, name: string): string {
+function required(values: Values, name: string): string {
     const value = values[name];
     if (typeof value !== "string" || value === "") throw new GateFailure(`missing --${name}\n\n${HELP}`);
     return value;
 }
 
-function columnsOption(values: Record<string, unknown>): NewColumn[] {
+const optional = (values: Values, name: string): string | undefined => (typeof values[name] === "string" && values[name] !== "" ? (values[name] as string) : undefined);
+
+function columnsOption(values: Values): NewColumn[] {
     return JSON.parse(required(values, "columns")) as NewColumn[];
 }
 
-async function preflight(values: Record<string, unknown>): Promise<void> {
+/** A path option, resolved against this checkout at run time. */
+const pathOption = (values: Values, name: string) => resolveSetting(required(values, name), PROJECT_ROOT);
+
+function timeoutMs(values: Values): number {
+    const text = optional(values, "timeout") ?? DEFAULT_TIMEOUT;
+    const ms = parseDuration(text);
+    if (ms === undefined) throw new GateFailure(`--timeout must look like 90s, 30min or 4h, got "${text}"`);
+    return ms;
+}
+
+/** The stack as `<project>/<stack>`, and its name alone for messages. */
+function stackOption(values: Values): { id: string; name: string } {
+    const id = required(values, "stack");
+    return { id, name: id.split("/").pop() ?? id };
+}
+
+const secrets = () => secretForms(databaseFromEnvironment().password);
+
+/**
+ * Runs a step that comes after the writers were paused. When it fails, the
+ * writers are resumed (the migration is additive: the old code runs on either
+ * schema), unless rollout:resumeOnFailure=false, and the failure says which.
+ */
+async function afterPause(values: Values, step: () => Promise<void>): Promise<void> {
+    try {
+        await step();
+    } catch (err) {
+        const resume = optional(values, "resume-writers");
+        if (!resume) throw err;
+        const message = (err as Error).message;
+        if (values["resume-on-failure"] === "false") {
+            throw new GateFailure(`${message}\n\n!!! WRITERS ARE STILL PAUSED (rollout:resumeOnFailure=false). Resume them with: ${resume}  (or \`npm run recover -- --stack ${stackOption(values).name}\`)`);
+        }
+        say(`resume: the step failed after the writers were paused; resuming them (rollout:resumeOnFailure): ${resume}`);
+        const resumed = await runAppCommand({ label: "resume writers", command: resume, cwd: PROJECT_ROOT, env: process.env, secrets: secrets(), timeoutMs: 10 * 60_000 });
+        const outcome =
+            resumed.code === 0
+                ? `the writers were resumed (rollout:resumeWriters ran: ${resume})`
+                : `!!! resuming the writers FAILED (exit ${resumed.code}); run it by hand: ${resume}\n${resumed.tail}`;
+        throw new GateFailure(`${message}\n\n${outcome}`);
+    }
+}
+
+async function preflight(values: Values): Promise<void> {
     const database = databaseFromEnvironment();
-    const serverVersion = await withDatabase(database, async (client) => (await client.query("SHOW server_version")).rows[0].server_version as string);
+    const { serverVersion, databaseBytes } = await withDatabase(database, async (client) => {
+        const row = (await client.query("SELECT current_setting('server_version') AS v, pg_database_size(current_database()) AS size")).rows[0];
+        return { serverVersion: row.v as string, databaseBytes: Number(row.size) };
+    });
     say(`preflight: database ${database.database} at ${database.host}:${database.port} answers (PostgreSQL ${serverVersion})`);
-    const appDir = required(values, "app-dir");
+    if (optional(values, "backup-dir")) {
+        // A custom-format dump is compressed; half the database is a safe floor for the room it needs.
+        const backupDir = pathOption(values, "backup-dir");
+        checkBackupDir(backupDir, Math.ceil(databaseBytes / 2));
+        say(`preflight: ${backupDir} can take the dump`);
+    }
+    const appDir = pathOption(values, "app-dir");
     const alembic = required(values, "alembic");
     const current = await alembicRevisions(alembic, appDir, "current", process.env);
     const heads = await alembicRevisions(alembic, appDir, "heads", process.env);
@@ -63,7 +152,7 @@ async function preflight(values: Record<string, unknown>): Promise<void> {
     result({ serverVersion, current: verdict.current, heads: verdict.heads });
 }
 
-async function verifySchema(values: Record<string, unknown>): Promise<void> {
+async function verifySchema(values: Values): Promise<void> {
     const expect = required(values, "expect");
     if (expect !== "present" && expect !== "absent") throw new GateFailure("--expect must be present or absent");
     const states = await withDatabase(databaseFromEnvironment(), (client) => columnStates(client, columnsOption(values)));
@@ -73,7 +162,7 @@ async function verifySchema(values: Record<string, unknown>): Promise<void> {
     result({ expect, states });
 }
 
-async function backup(values: Record<string, unknown>): Promise<void> {
+async function backup(values: Values): Promise<void> {
     const access = required(values, "access") as PgAccess;
     if (access !== "url" && access !== "docker-exec") throw new GateFailure("--access must be url or docker-exec");
     const database = access === "url" ? databaseFromEnvironment() : { host: "", port: 0, user: "", database: "" };
@@ -84,16 +173,175 @@ async function backup(values: Record<string, unknown>): Promise<void> {
         dbUser: String(values["db-user"] ?? "protea"),
         dbName: String(values["db-name"] ?? "protea"),
     };
-    result(await takeBackup(target, required(values, "dir"), required(values, "label"), say));
+    const limit = timeoutMs(values);
+    const timer = setTimeout(() => {
+        say(`backup: past its timeout of ${Math.round(limit / 1000)} s (rollout:stepTimeout); stopping pg_dump, no backup was kept`);
+        stopAllChildren();
+    }, limit);
+    try {
+        // On an update, the provider passes the previous result: the dumps of earlier applies stay listed.
+        result(await takeBackup(target, pathOption(values, "dir"), required(values, "label"), say, earlierBackups(process.env.PULUMI_COMMAND_STDOUT)));
+    } finally {
+        clearTimeout(timer);
+    }
 }
 
-async function verifyBackfill(values: Record<string, unknown>): Promise<void> {
+/** The migration's facts as this database has them: alembic's revision and the new columns' state. */
+async function migrationState(values: Values) {
+    const appDir = pathOption(values, "app-dir");
+    const alembic = required(values, "alembic");
+    const columns = columnsOption(values);
+    const current = await alembicRevisions(alembic, appDir, "current", process.env);
+    const states = await withDatabase(databaseFromEnvironment(), (client) => columnStates(client, columns));
+    return { appDir, alembic, columns, current, states };
+}
+
+async function migrate(values: Values): Promise<void> {
+    const direction = required(values, "direction");
+    const expectedHead = required(values, "expected-head");
+    const targetRevision = required(values, "target-revision");
+    const stack = stackOption(values);
+    if (direction === "check") return migrationCheck(values, stack.name, targetRevision);
+    if (direction !== "up" && direction !== "down") throw new GateFailure("--direction must be up, down or check");
+    const database = databaseFromEnvironment();
+    const lock = await holdStepLocks(database, stack.id, direction === "up" ? "upgrade" : "downgrade");
+    try {
+        const appDir = pathOption(values, "app-dir");
+        const alembic = required(values, "alembic");
+        const columns = columnsOption(values);
+        const current = await alembicRevisions(alembic, appDir, "current", process.env);
+        let to: string;
+        if (direction === "up") {
+            const heads = await alembicRevisions(alembic, appDir, "heads", process.env);
+            const verdict = judgeRevisions(current, heads, expectedHead, targetRevision);
+            say(`upgrade gate: ${verdict.message}`);
+            if (!verdict.ok) throw new GateFailure(`upgrade gate: ${verdict.message}; nothing was changed`);
+            to = targetRevision;
+        } else {
+            const verdict = judgeDowngrade(current, expectedHead, targetRevision);
+            say(`downgrade gate: ${verdict.message}`);
+            if (!verdict.ok) throw new GateFailure(`downgrade gate: ${verdict.message}`);
+            if (verdict.alreadyDone) {
+                const left = schemaMismatches(await columnStates(lock.client, columns), "absent");
+                if (left.length > 0) throw new GateFailure(`downgrade gate: alembic is at ${expectedHead} but ${left.join("; ")}: the schema does not match its revision; nothing was changed. Reconcile by hand`);
+                result({ direction, millis: 0, revision: expectedHead, alreadyDone: true });
+                return;
+            }
+            to = expectedHead;
+        }
+        const lockTimeout = optional(values, "lock-timeout") ?? "5s";
+        // A DDL statement that cannot get its lock in time fails instead of queueing every writer behind it.
+        const pgOptions = [process.env.PGOPTIONS, `-c lock_timeout=${lockTimeout}`].filter(Boolean).join(" ");
+        const run = await runAppCommand({
+            label: `alembic ${direction === "up" ? "upgrade" : "downgrade"}`,
+            command: `${alembic} ${direction === "up" ? "upgrade" : "downgrade"} ${quote(to)}`,
+            cwd: appDir,
+            env: { ...process.env, PGOPTIONS: pgOptions },
+            secrets: secrets(),
+            timeoutMs: timeoutMs(values),
+        });
+        if (run.code !== 0) {
+            const why = run.timedOut ? `stopped past rollout:stepTimeout` : `exit ${run.code}`;
+            throw new GateFailure(`alembic ${direction === "up" ? "upgrade" : "downgrade"} ${to} failed (${why}); its transaction rolled back:\n${run.tail}`);
+        }
+        const problems = schemaMismatches(await columnStates(lock.client, columns), direction === "up" ? "present" : "absent");
+        if (problems.length > 0) throw new GateFailure(`schema check after ${direction === "up" ? "the upgrade" : "the downgrade"}: ${problems.join("; ")}`);
+        say(`schema check: every new column and index ${direction === "up" ? "present" : "absent"}`);
+        say(`step ${direction === "up" ? "upgrade" : "downgrade"} took ${run.millis} ms`);
+        result({ direction, millis: run.millis, revision: to });
+    } finally {
+        await lock.release();
+    }
+}
+
+/** The state says the migration is applied: the database must agree before anything else runs. */
+async function migrationCheck(values: Values, stackName: string, targetRevision: string): Promise<void> {
+    const { current, states } = await migrationState(values);
+    const missing = schemaMismatches(states, "present");
+    const revisionOk = current.length === 1 && current[0] === targetRevision;
+    if (revisionOk && missing.length === 0) {
+        say(`migration check: alembic current = ${targetRevision}; every new column and index present`);
+        result({ direction: "check", revision: targetRevision });
+        return;
+    }
+    const seen = [`alembic current is ${current.join(", ") || "(none)"}`, ...missing].join("; ");
+    throw new GateFailure(
+        `drift: this stack's state holds the migration to ${targetRevision}, but the database does not: ${seen}. It was changed outside this stack; nothing was changed now. ` +
+            `To apply it again: \`npm run recover -- --stack ${stackName}\` (makes the state match the database), then \`pulumi up\` (fresh backup, gates, migration)`,
+    );
+}
+
+async function backfill(values: Values): Promise<void> {
+    const mode = required(values, "mode");
+    if (mode !== "dry-run" && mode !== "apply") throw new GateFailure("--mode must be dry-run or apply");
+    const stack = stackOption(values);
+    const database = databaseFromEnvironment();
+    const columns = columnsOption(values);
+    const lock = mode === "apply" ? await holdStepLocks(database, stack.id, "backfill") : undefined;
+    try {
+        const facts = async () => withDatabase(database, (client) => nullCounts(client, columns));
+        const missing = schemaMismatches(await withDatabase(database, (client) => columnStates(client, columns)), "present");
+        if (missing.length > 0) {
+            throw new GateFailure(`backfill: ${missing.join("; ")}: the migration is not in the database (changed outside this stack?); nothing was run. \`npm run recover -- --stack ${stack.name}\``);
+        }
+        const before = await facts();
+        const force = values.force === true ? " --force" : "";
+        const args = mode === "dry-run" ? `--dry-run${force}` : `--batch-size ${Number(required(values, "batch-size"))}${force}`;
+        const logDir = optional(values, "log-dir") ? pathOption(values, "log-dir") : undefined;
+        if (logDir) fs.mkdirSync(logDir, { recursive: true, mode: 0o700 });
+        const logFile = logDir ? path.join(logDir, `${optional(values, "label") ?? "rollout"}-backfill-${mode}-${utcStamp()}.log`) : undefined;
+        // The dry run's session refuses writes, whatever the script does.
+        const pgOptions = mode === "dry-run" ? [process.env.PGOPTIONS, "-c default_transaction_read_only=on"].filter(Boolean).join(" ") : process.env.PGOPTIONS;
+        const run = await runAppCommand({
+            label: `backfill ${mode}`,
+            command: `${required(values, "backfill")} ${args}`,
+            cwd: pathOption(values, "app-dir"),
+            env: { ...process.env, ...(pgOptions ? { PGOPTIONS: pgOptions } : {}) },
+            secrets: secrets(),
+            timeoutMs: timeoutMs(values),
+            logFile,
+        });
+        const after = await facts();
+        const database_ = Object.fromEntries(
+            after.map((a) => {
+                const b = before.find((x) => x.table === a.table && x.column === a.column);
+                return [a.table, { rows: a.rows, nullsBefore: b?.nulls ?? a.nulls, nullsAfter: a.nulls, written: (b?.nulls ?? a.nulls) - a.nulls }];
+            }),
+        );
+        if (run.code !== 0) {
+            const why = run.timedOut ? "stopped past rollout:stepTimeout" : `exit ${run.code}`;
+            const written = Object.entries(database_).map(([t, f]) => `${t} ${f.written} rows written, ${f.nullsAfter} NULL left`).join("; ");
+            throw new GateFailure(`backfill ${mode} failed (${why}); committed batches stay and the next \`pulumi up\` resumes (${written}):\n${run.tail}`);
+        }
+        const reported = parseBackfillSummary(run.stdout);
+        say(`step backfill-${mode} took ${run.millis} ms`);
+        result({ mode, reported: Object.keys(reported).length > 0 ? reported : "not reported", database: database_, logFile: logFile ?? null, lines: run.lines, millis: run.millis });
+    } finally {
+        await lock?.release();
+    }
+}
+
+async function writers(values: Values): Promise<void> {
+    const action = required(values, "action");
+    if (action !== "pause" && action !== "resume") throw new GateFailure("--action must be pause or resume");
+    const command = required(values, "command");
+    const run = await runAppCommand({ label: `${action} writers`, command, cwd: PROJECT_ROOT, env: process.env, secrets: process.env.PROTEA_DB_URL ? secrets() : [], timeoutMs: timeoutMs(values) });
+    if (run.code !== 0) throw new GateFailure(`${action} writers (rollout:${action}Writers) failed (exit ${run.code}):\n${run.tail}`);
+    result({ action, millis: run.millis });
+}
+
+async function verifyBackfill(values: Values): Promise<void> {
     const columns = columnsOption(values);
     const sample = Number(required(values, "parity-sample"));
-    const { counts, parity } = await withDatabase(databaseFromEnvironment(), async (client) => ({
-        counts: await nullCounts(client, columns),
-        parity: await parityReport(client, columns, sample),
-    }));
+    const { missing, counts, parity } = await withDatabase(databaseFromEnvironment(), async (client) => {
+        const missing = schemaMismatches(await columnStates(client, columns), "present");
+        if (missing.length > 0) return { missing, counts: [], parity: [] };
+        return { missing, counts: await nullCounts(client, columns), parity: await parityReport(client, columns, sample) };
+    });
+    if (missing.length > 0) {
+        const stack = optional(values, "stack") ? stackOption(values).name : "<name>";
+        throw new GateFailure(`verification gate: ${missing.join("; ")}: the database no longer has the migration this stack applied (changed outside this stack). \`npm run recover -- --stack ${stack}\`, then \`pulumi up\``);
+    }
     const left = counts.filter((c) => c.nulls > 0);
     for (const c of counts) say(`verification: ${c.table}.${c.column}: ${c.nulls} NULL of ${c.rows} rows`);
     for (const p of parity) say(`verification: parity ${p.table}: ${p.matching} of the latest ${p.sampled} rows have matching legacy and v2 values`);
@@ -103,15 +351,15 @@ async function verifyBackfill(values: Record<string, unknown>): Promise<void> {
     result({ nulls: counts, parity });
 }
 
-async function probe(values: Record<string, unknown>): Promise<void> {
+async function probe(values: Values): Promise<void> {
     const report = await runProbes(
         {
-            appDir: required(values, "app-dir"),
+            appDir: pathOption(values, "app-dir"),
             alembic: required(values, "alembic"),
             backfill: required(values, "backfill"),
             expectedHead: required(values, "expected-head"),
             targetRevision: required(values, "target-revision"),
-            backupDir: required(values, "backup-dir"),
+            backupDir: pathOption(values, "backup-dir"),
             newColumns: columnsOption(values),
         },
         process.env,
@@ -121,13 +369,27 @@ async function probe(values: Record<string, unknown>): Promise<void> {
     result(report);
 }
 
-const COMMANDS: Record<string, (values: Record<string, unknown>) => Promise<void>> = {
+const COMMANDS: Record<string, (values: Values) => Promise<void>> = {
     preflight,
-    "verify-schema": verifySchema,
     backup,
-    "verify-backfill": verifyBackfill,
+    migrate: (values) => (values.direction === "up" ? afterPause(values, () => migrate(values)) : migrate(values)),
+    backfill: (values) => (values.mode === "apply" ? afterPause(values, () => backfill(values)) : backfill(values)),
+    writers,
+    "verify-schema": verifySchema,
+    "verify-backfill": (values) => afterPause(values, () => verifyBackfill(values)),
     probe,
 };
+
+const OPTIONS = {
+    "app-dir": { type: "string" }, alembic: { type: "string" }, "expected-head": { type: "string" },
+    "target-revision": { type: "string" }, expect: { type: "string" }, columns: { type: "string" },
+    dir: { type: "string" }, label: { type: "string" }, access: { type: "string" }, container: { type: "string" },
+    "db-user": { type: "string" }, "db-name": { type: "string" }, "parity-sample": { type: "string" },
+    backfill: { type: "string" }, "backup-dir": { type: "string" }, stack: { type: "string" },
+    direction: { type: "string" }, mode: { type: "string" }, "batch-size": { type: "string" }, force: { type: "boolean" },
+    "log-dir": { type: "string" }, "lock-timeout": { type: "string" }, timeout: { type: "string" },
+    "resume-writers": { type: "string" }, "resume-on-failure": { type: "string" }, action: { type: "string" }, command: { type: "string" },
+} as const;
 
 async function main(argv: string[]): Promise<number> {
     const [name, ...rest] = argv;
@@ -140,24 +402,26 @@ async function main(argv: string[]): Promise<number> {
         say(`rollout: unknown command "${name}"\n\n${HELP}`);
         return 2;
     }
-    const { values } = parseArgs({
-        args: rest,
-        options: {
-            "app-dir": { type: "string" }, alembic: { type: "string" }, "expected-head": { type: "string" },
-            "target-revision": { type: "string" }, expect: { type: "string" }, columns: { type: "string" },
-            dir: { type: "string" }, label: { type: "string" }, access: { type: "string" }, container: { type: "string" },
-            "db-user": { type: "string" }, "db-name": { type: "string" }, "parity-sample": { type: "string" },
-            backfill: { type: "string" }, "backup-dir": { type: "string" },
-        },
-    });
+    const { values } = parseArgs({ args: rest, options: OPTIONS });
     await command(values);
     return 0;
+}
+
+/** No message leaves this tool with the password or a URL's userinfo in it. */
+function scrubbed(message: string): string {
+    let forms: string[] = [];
+    try {
+        forms = process.env.PROTEA_DB_URL ? secrets() : [];
+    } catch {
+        /* an unparsable URL: the userinfo rule still applies */
+    }
+    return scrub(message, forms);
 }
 
 main(process.argv.slice(2)).then(
     (code) => process.exit(code),
     (err: Error) => {
-        say(err instanceof GateFailure ? err.message : `rollout: ${err.message}`);
+        say(scrubbed(err instanceof GateFailure ? err.message : `rollout: ${err.message}`));
         process.exit(1);
     },
 );

@@ -1,15 +1,32 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
-import { BackfillCounts, parseBackfillSummary } from "../lib/backfillSummary";
-import { inDirectory, stepMillis, timed } from "../lib/shell";
-import { CommandEnvironment } from "./types";
+import type { BackfillCounts } from "../lib/backfillSummary";
+import type { NewColumn } from "../lib/config";
+import { parseRolloutResult, rolloutCommand } from "../lib/rolloutCli";
+import { CommandEnvironment, Rerun, rerunOn, ResumeOnFailure, resumeArgs, SECRET_OUTPUTS } from "./types";
 
-// The parser lives in lib/ so the dry-run probe shares it without loading Pulumi.
 export type { BackfillCounts };
-export { parseBackfillSummary };
+
+/** Per table, what the database shows a backfill run changed. */
+export interface BackfillRows {
+    [table: string]: { rows: number; nullsBefore: number; nullsAfter: number; written: number };
+}
+
+/** What one backfill run reported and did. */
+export interface BackfillRun {
+    /** The counts the application printed, in a form known, or "not reported". */
+    reported: BackfillCounts | "not reported";
+    /** The product's own facts, from the database. */
+    database: BackfillRows;
+    /** The whole (scrubbed) output, 0600, beside the dumps. */
+    logFile: string | null;
+    millis: number;
+}
 
 export interface BackfillArgs {
-    /** Application checkout where the backfill script runs. */
+    /** `<project>/<stack>`: the rollout lock's holder name. */
+    stack: string;
+    /** Application checkout where the backfill script runs, as configured. */
     appDir: string;
     /** Command that runs the backfill script, e.g. `poetry run python scripts/backfill_schema_sha_v2.py`. */
     backfill: string;
@@ -17,23 +34,34 @@ export interface BackfillArgs {
     batchSize: number;
     /** Pass `--force`: overwrite populated values. Flipping it re-runs the backfill. */
     force: boolean;
+    /** The columns whose NULLs the database counts before and after. */
+    newColumns: NewColumn[];
+    /** Folder of the full output logs (the backup folder) and their name prefix. */
+    logDir: string;
+    label: string;
+    /** rollout:stepTimeout. */
+    timeout: string;
     /** Re-run whenever this changes (the migration's id: a re-applied migration has empty columns). */
     migrationId: pulumi.Input<string>;
+    /** Runs again until every row is populated (a backfill that died part-way resumes). */
+    rerun: Rerun;
+    /** Resumes the writers when the apply fails. */
+    resume: ResumeOnFailure;
     /** Carries PROTEA_DB_URL. */
     environment: CommandEnvironment;
 }
 
 /**
- * The idempotent batched backfill: a `--dry-run` first (its summary is in
- * the log), then the apply. Rows already populated are skipped, so a run that
- * died part-way resumes on the next `pulumi up`. Delete does nothing: the
- * columns go with the migration's downgrade.
+ * The idempotent batched backfill: a `--dry-run` first (in a read-only
+ * session), then the apply, holding the rollout lock. Rows already populated
+ * are skipped, so a run that died part-way resumes on the next `pulumi up`.
+ * The application's output is its own business: it is scrubbed, summarised
+ * for Pulumi and kept whole in a log file; the counts that matter come from
+ * the database. Delete does nothing: the columns go with the downgrade.
  */
 export class Backfill extends pulumi.ComponentResource {
-    /** The dry run's counts per table (JSON). */
-    readonly dryRun: pulumi.Output<BackfillCounts>;
-    /** The apply's counts per table (JSON). */
-    readonly applied: pulumi.Output<BackfillCounts>;
+    readonly dryRun: pulumi.Output<BackfillRun>;
+    readonly applied: pulumi.Output<BackfillRun>;
     /** Changes whenever the backfill re-runs; verification re-runs on it. */
     readonly appliedId: pulumi.Output<string>;
     /** Wall times of the dry run and the apply, in milliseconds. */
@@ -42,34 +70,42 @@ export class Backfill extends pulumi.ComponentResource {
 
     constructor(name: string, args: BackfillArgs, opts?: pulumi.ComponentResourceOptions) {
         super("protea:rollout:Backfill", name, {}, opts);
-        const force = args.force ? " --force" : "";
+        const force = args.force ? ["--force"] : [];
+        const common = [
+            "--stack", args.stack,
+            "--app-dir", args.appDir,
+            "--backfill", args.backfill,
+            "--columns", JSON.stringify(args.newColumns),
+            "--log-dir", args.logDir,
+            "--label", args.label,
+            "--timeout", args.timeout,
+        ];
         const triggers = [args.migrationId];
+        const { stdin, ignoreChanges } = rerunOn(args.rerun);
         const dryRun = new command.local.Command(
             `${name}-dry-run`,
-            { create: timed("backfill-dry-run", inDirectory(args.appDir, `${args.backfill} --dry-run${force}`)), environment: args.environment, triggers },
-            { parent: this },
+            { create: rolloutCommand("backfill", "--mode", "dry-run", ...common, ...force), environment: args.environment, triggers, stdin },
+            { parent: this, ignoreChanges, ...SECRET_OUTPUTS },
         );
         const apply = new command.local.Command(
             `${name}-apply`,
             {
-                create: timed("backfill-apply", inDirectory(args.appDir, `${args.backfill} --batch-size ${args.batchSize}${force}`)),
+                create: rolloutCommand("backfill", "--mode", "apply", ...common, "--batch-size", args.batchSize, ...force, ...resumeArgs(args.resume)),
                 environment: args.environment,
                 triggers,
+                stdin,
             },
-            { parent: this, dependsOn: [dryRun] },
+            { parent: this, dependsOn: [dryRun], ignoreChanges, ...SECRET_OUTPUTS },
         );
-        // Only the parsed counts leave the secret stdout: numbers cannot carry a password.
-        this.dryRun = pulumi.unsecret(dryRun.stdout.apply(parseBackfillSummary));
-        this.applied = pulumi.unsecret(apply.stdout.apply(parseBackfillSummary));
-        this.appliedId = apply.id;
-        this.dryRunMillis = pulumi.unsecret(dryRun.stderr.apply((err) => stepMillis(err, "backfill-dry-run")));
-        this.applyMillis = pulumi.unsecret(apply.stderr.apply((err) => stepMillis(err, "backfill-apply")));
-        this.registerOutputs({
-            dryRun: this.dryRun,
-            applied: this.applied,
-            appliedId: this.appliedId,
-            dryRunMillis: this.dryRunMillis,
-            applyMillis: this.applyMillis,
-        });
+        // The tool's result line is scrubbed numbers and a path: safe to show.
+        const parse = (out: string) => parseRolloutResult<BackfillRun & { millis: number }>(out);
+        const dry = pulumi.unsecret(dryRun.stdout).apply(parse);
+        const applied = pulumi.unsecret(apply.stdout).apply(parse);
+        this.dryRun = dry.apply(({ reported, database, logFile, millis }) => ({ reported, database, logFile, millis }));
+        this.applied = applied.apply(({ reported, database, logFile, millis }) => ({ reported, database, logFile, millis }));
+        this.appliedId = pulumi.all([apply.id, applied]).apply(([id, run]) => `${id} ${run.millis}`);
+        this.dryRunMillis = dry.apply((r) => r.millis);
+        this.applyMillis = applied.apply((r) => r.millis);
+        this.registerOutputs({ dryRun: this.dryRun, applied: this.applied, appliedId: this.appliedId, dryRunMillis: this.dryRunMillis, applyMillis: this.applyMillis });
     }
 }

@@ -1,12 +1,13 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import type { NewColumn } from "../lib/config";
-import { rolloutCommand } from "../lib/rolloutCli";
-import { andThen, inDirectory, quote, stepMillis, timed } from "../lib/shell";
-import { CommandEnvironment } from "./types";
+import { parseRolloutResult, rolloutCommand } from "../lib/rolloutCli";
+import { CommandEnvironment, Rerun, rerunOn, ResumeOnFailure, resumeArgs, SECRET_OUTPUTS } from "./types";
 
 export interface MigrationArgs {
-    /** Application checkout where alembic runs. */
+    /** `<project>/<stack>`: names this rollout as the holder of the database's rollout lock. */
+    stack: string;
+    /** Application checkout where alembic runs, as configured (resolved by the tool at run time). */
     appDir: string;
     /** Command that runs alembic in `appDir`. */
     alembic: string;
@@ -18,15 +19,24 @@ export interface MigrationArgs {
     newColumns: NewColumn[];
     /** PostgreSQL lock_timeout for the migration's session, e.g. "5s". */
     lockTimeout: string;
+    /** rollout:stepTimeout. */
+    timeout: string;
+    /** Checks the database still has the migration whenever it shows it does not. */
+    rerun: Rerun;
+    /** Resumes the writers when the upgrade fails after they were paused. */
+    resume: ResumeOnFailure;
     /** Carries PROTEA_DB_URL. */
     environment: CommandEnvironment;
 }
 
 /**
- * The additive migration. Create upgrades to the target revision and checks
- * every column and index landed; delete (the rollback, `pulumi destroy`)
- * downgrades to the expected head and checks they are gone. A replacement
- * always downgrades before it upgrades again.
+ * The additive migration, one invocation of the project's tool per action,
+ * each holding the database's rollout lock and gated immediately before its
+ * DDL. Create: alembic current must be the expected head, then the upgrade,
+ * then every column and index checked present. Delete (the rollback): alembic
+ * current must be the target, then the downgrade, then all checked absent.
+ * Update (an input changed, or the database lost the migration): a read-only
+ * check that the database still has it, which stops the run on drift.
  */
 export class Migration extends pulumi.ComponentResource {
     /** Changes whenever the migration is (re)applied; dependents re-run on it. */
@@ -36,30 +46,35 @@ export class Migration extends pulumi.ComponentResource {
 
     constructor(name: string, args: MigrationArgs, opts?: pulumi.ComponentResourceOptions) {
         super("protea:rollout:Migration", name, {}, opts);
-        const columns = JSON.stringify(args.newColumns);
+        const common = [
+            "--stack", args.stack,
+            "--app-dir", args.appDir,
+            "--alembic", args.alembic,
+            "--expected-head", args.expectedHead,
+            "--target-revision", args.targetRevision,
+            "--columns", JSON.stringify(args.newColumns),
+        ];
+        const { stdin, ignoreChanges } = rerunOn(args.rerun);
         const upgrade = new command.local.Command(
             `${name}-upgrade`,
             {
-                create: andThen(
-                    timed("upgrade", inDirectory(args.appDir, `${args.alembic} upgrade ${quote(args.targetRevision)}`)),
-                    rolloutCommand("verify-schema", "--expect", "present", "--columns", columns),
-                ),
-                delete: andThen(
-                    timed("downgrade", inDirectory(args.appDir, `${args.alembic} downgrade ${quote(args.expectedHead)}`)),
-                    rolloutCommand("verify-schema", "--expect", "absent", "--columns", columns),
-                ),
-                environment: pulumi.output(args.environment).apply((env) => ({
-                    ...env,
-                    // A DDL statement that cannot get its lock in time fails
-                    // instead of queueing every writer behind it.
-                    PGOPTIONS: `-c lock_timeout=${args.lockTimeout}`,
-                })),
+                create: rolloutCommand("migrate", "--direction", "up", ...common, "--lock-timeout", args.lockTimeout, "--timeout", args.timeout, ...resumeArgs(args.resume)),
+                update: rolloutCommand("migrate", "--direction", "check", ...common),
+                delete: rolloutCommand("migrate", "--direction", "down", ...common, "--lock-timeout", args.lockTimeout, "--timeout", args.timeout),
+                environment: args.environment,
+                stdin,
             },
-            { parent: this, deleteBeforeReplace: true },
+            { parent: this, deleteBeforeReplace: true, ignoreChanges, ...SECRET_OUTPUTS },
         );
         this.appliedId = upgrade.id;
-        // A number parsed from stderr cannot carry the password.
-        this.upgradeMillis = pulumi.unsecret(upgrade.stderr.apply((err) => stepMillis(err, "upgrade")));
+        // The tool's result line holds numbers and revisions only.
+        this.upgradeMillis = pulumi.unsecret(upgrade.stdout).apply((out) => {
+            try {
+                return parseRolloutResult<{ direction: string; millis?: number }>(out).millis;
+            } catch {
+                return undefined;
+            }
+        });
         this.registerOutputs({ appliedId: this.appliedId, upgradeMillis: this.upgradeMillis });
     }
 }

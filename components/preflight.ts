@@ -1,25 +1,32 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { rolloutCommand } from "../lib/rolloutCli";
-import { CommandEnvironment } from "./types";
+import { CommandEnvironment, Rerun, rerunOn } from "./types";
 
 export interface PreflightArgs {
-    /** Application checkout where alembic runs. */
+    /** Application checkout where alembic runs, as configured (resolved by the tool at run time). */
     appDir: string;
     /** Command that runs alembic in `appDir`, e.g. `poetry run alembic`. */
     alembic: string;
     /** Revision the database must be at (`alembic current`). */
     expectedHead: string;
-    /** Revision the checkout's single head must be (the migration to apply). */
+    /** Revision the checkout's heads must include (the migration to apply). */
     targetRevision: string;
+    /** Folder for the dump, as configured: checked writable with room before anything changes. */
+    backupDir: string;
+    /** Runs the gate again whenever the migration is not in the database. */
+    rerun: Rerun;
     /** Carries PROTEA_DB_URL. */
     environment: CommandEnvironment;
 }
 
 /**
- * Runbook pre-flight step 2 as a gate: the database answers, `alembic
- * current` is the expected head and the checkout's head is the target. A
- * mismatch fails the update before anything changes, naming both revisions.
+ * Runbook pre-flight step 2 as a gate, before the backup and the pause: the
+ * database answers, `alembic current` is the expected head and the
+ * checkout's heads include the target, and the backup folder can take the
+ * dump. A mismatch fails the update before anything changes, naming both
+ * revisions. It runs again before every (re)apply; the migration repeats the
+ * revision check in its own invocation, immediately before the upgrade.
  */
 export class Preflight extends pulumi.ComponentResource {
     /** What the gate saw: server version, `alembic current`, `alembic heads` (JSON). */
@@ -27,6 +34,7 @@ export class Preflight extends pulumi.ComponentResource {
 
     constructor(name: string, args: PreflightArgs, opts?: pulumi.ComponentResourceOptions) {
         super("protea:rollout:Preflight", name, {}, opts);
+        const { stdin, ignoreChanges } = rerunOn(args.rerun, true);
         const gate = new command.local.Command(
             `${name}-gate`,
             {
@@ -36,13 +44,12 @@ export class Preflight extends pulumi.ComponentResource {
                     "--alembic", args.alembic,
                     "--expected-head", args.expectedHead,
                     "--target-revision", args.targetRevision,
+                    "--backup-dir", args.backupDir,
                 ),
-                // The gate guards the first change only: once the migration is
-                // applied, a config edit must not re-run it against the new head.
-                update: "true",
                 environment: args.environment,
+                stdin,
             },
-            { parent: this },
+            { parent: this, ignoreChanges },
         );
         // The gate prints only revisions and a version, never the URL.
         this.report = pulumi.unsecret(gate.stdout);

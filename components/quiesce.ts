@@ -1,5 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
+import { rolloutCommand } from "../lib/rolloutCli";
+import { Rerun, rerunOn, SECRET_OUTPUTS } from "./types";
 
 export interface QuiesceArgs {
     /**
@@ -9,17 +11,27 @@ export interface QuiesceArgs {
      * update says so.
      */
     pauseWriters?: string;
+    /** rollout:stepTimeout. */
+    timeout: string;
+    /** Pauses again whenever the rollout is not finished (a re-apply, a resumed backfill). */
+    rerun: Rerun;
 }
 
 /**
  * Runbook pre-flight step 3: quiesce writes before the migration. The
- * backfill needs a consistent view of every row.
+ * backfill needs a consistent view of every row. Every step after this one
+ * resumes the writers if it fails (rollout:resumeOnFailure).
  */
 export class Quiesce extends pulumi.ComponentResource {
     constructor(name: string, args: QuiesceArgs, opts?: pulumi.ComponentResourceOptions) {
         super("protea:rollout:Quiesce", name, {}, opts);
         if (args.pauseWriters) {
-            new command.local.Command(`${name}-pause`, { create: args.pauseWriters }, { parent: this });
+            const { stdin, ignoreChanges } = rerunOn(args.rerun);
+            new command.local.Command(
+                `${name}-pause`,
+                { create: rolloutCommand("writers", "--action", "pause", "--command", args.pauseWriters, "--timeout", args.timeout), stdin },
+                { parent: this, ignoreChanges, ...SECRET_OUTPUTS },
+            );
         } else {
             pulumi.log.warn("rollout:pauseWriters is not set: no writer is paused; pause them by hand before the backfill", this);
         }

@@ -1,9 +1,15 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
+import { rolloutCommand } from "../lib/rolloutCli";
+import { Rerun, rerunOn, SECRET_OUTPUTS } from "./types";
 
 export interface ResumeArgs {
     /** Operator command that resumes the writers paused by Quiesce. Unset: nothing runs. */
     resumeWriters?: string;
+    /** rollout:stepTimeout. */
+    timeout: string;
+    /** Resumes again whenever Quiesce paused again. */
+    rerun: Rerun;
 }
 
 /** The end of the quiesce window: writers resume once verification has passed. */
@@ -11,7 +17,12 @@ export class Resume extends pulumi.ComponentResource {
     constructor(name: string, args: ResumeArgs, opts?: pulumi.ComponentResourceOptions) {
         super("protea:rollout:Resume", name, {}, opts);
         if (args.resumeWriters) {
-            new command.local.Command(`${name}-writers`, { create: args.resumeWriters }, { parent: this });
+            const { stdin, ignoreChanges } = rerunOn(args.rerun);
+            new command.local.Command(
+                `${name}-writers`,
+                { create: rolloutCommand("writers", "--action", "resume", "--command", args.resumeWriters, "--timeout", args.timeout), stdin },
+                { parent: this, ignoreChanges, ...SECRET_OUTPUTS },
+            );
         }
         this.registerOutputs({});
     }

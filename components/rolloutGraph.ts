@@ -1,5 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { RolloutConfig } from "../lib/config";
+import type { PhaseReruns } from "../lib/rolloutPhase";
 import { Backfill } from "./backfill";
 import { Backup } from "./backup";
 import { Migration } from "./migration";
@@ -24,8 +25,20 @@ export interface Rollout {
  *   Preflight -> Backup -> Quiesce -> Migration -> Backfill -> Verification -> Resume
  *
  * `dbUrl` reaches the commands only through their environment, as a secret.
+ * `stack` (`<project>/<stack>`) names this rollout as the holder of the
+ * database's rollout lock; `reruns` says which steps the database shows are
+ * still needed (lib/rolloutPhase.ts).
  */
-export function createRollout(config: RolloutConfig, dbUrl: pulumi.Input<string>, opts: pulumi.ComponentResourceOptions = {}): Rollout {
+export function createRollout(
+    config: RolloutConfig,
+    dbUrl: pulumi.Input<string>,
+    context: { stack: string; reruns: PhaseReruns },
+    opts: pulumi.ComponentResourceOptions = {},
+): Rollout {
+    const { stack, reruns } = context;
+    const timeout = config.stepTimeout;
+    // Steps after the pause resume the writers if they fail.
+    const resume = { resumeWriters: config.pauseWriters ? config.resumeWriters : undefined, resumeOnFailure: config.resumeOnFailure };
     const environment = pulumi.secret(pulumi.output(dbUrl).apply((url) => ({ PROTEA_DB_URL: url })));
     // Each step waits for every step before it, not only the previous one: a
     // step without commands (Quiesce with nothing to pause) must not let the
@@ -38,32 +51,46 @@ export function createRollout(config: RolloutConfig, dbUrl: pulumi.Input<string>
 
     const preflight = new Preflight(
         "preflight",
-        { appDir: config.appDir, alembic: config.alembic, expectedHead: config.expectedHead, targetRevision: config.targetRevision, environment },
+        {
+            appDir: config.appDirSetting,
+            alembic: config.alembic,
+            expectedHead: config.expectedHead,
+            targetRevision: config.targetRevision,
+            backupDir: config.backupDirSetting,
+            rerun: reruns.apply,
+            environment,
+        },
         after(),
     );
     const backup = new Backup(
         "backup",
         {
-            backupDir: config.backupDir,
+            backupDir: config.backupDirSetting,
             label: config.backupLabel,
             pgAccess: config.pgAccess,
             container: config.container,
             dbUser: config.dbUser,
             dbName: config.dbName,
+            timeout,
+            rerun: reruns.apply,
             environment,
         },
         { ...after(preflight), protect: config.protect },
     );
-    const quiesce = new Quiesce("quiesce", { pauseWriters: config.pauseWriters }, after(backup));
+    const quiesce = new Quiesce("quiesce", { pauseWriters: config.pauseWriters, timeout, rerun: reruns.finish }, after(backup));
     const migration = new Migration(
         "migration",
         {
-            appDir: config.appDir,
+            stack,
+            appDir: config.appDirSetting,
             alembic: config.alembic,
             expectedHead: config.expectedHead,
             targetRevision: config.targetRevision,
             newColumns: config.newColumns,
             lockTimeout: config.lockTimeout,
+            timeout,
+            rerun: reruns.apply,
+            resume,
             environment,
         },
         after(quiesce),
@@ -71,11 +98,18 @@ export function createRollout(config: RolloutConfig, dbUrl: pulumi.Input<string>
     const backfill = new Backfill(
         "backfill",
         {
-            appDir: config.appDir,
+            stack,
+            appDir: config.appDirSetting,
             backfill: config.backfill,
             batchSize: config.batchSize,
             force: config.forceBackfill,
+            newColumns: config.newColumns,
+            logDir: config.backupDirSetting,
+            label: config.backupLabel,
+            timeout,
             migrationId: migration.appliedId,
+            rerun: reruns.finish,
+            resume,
             environment,
         },
         after(migration),
@@ -83,13 +117,16 @@ export function createRollout(config: RolloutConfig, dbUrl: pulumi.Input<string>
     const verification = new Verification(
         "verification",
         {
+            stack,
             newColumns: config.newColumns,
             paritySample: config.paritySample,
-            backfillRun: pulumi.all([backfill.appliedId, backfill.applied]),
+            backfillRun: backfill.appliedId,
+            rerun: reruns.finish,
+            resume,
             environment,
         },
         after(backfill),
     );
-    const resume = new Resume("resume", { resumeWriters: config.resumeWriters }, after(verification));
-    return { preflight, backup, quiesce, migration, backfill, verification, resume };
+    const resumeWriters = new Resume("resume", { resumeWriters: config.resumeWriters, timeout, rerun: reruns.finish }, after(verification));
+    return { preflight, backup, quiesce, migration, backfill, verification, resume: resumeWriters };
 }

@@ -1,4 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
+import type { Rerun } from "../lib/rolloutPhase";
+
+export type { Rerun };
 
 /**
  * Environment for commands that reach the database: PROTEA_DB_URL (secret)
@@ -6,3 +9,31 @@ import * as pulumi from "@pulumi/pulumi";
  * command string.
  */
 export type CommandEnvironment = pulumi.Input<Record<string, pulumi.Input<string>>>;
+
+/** Every input of a command resource, for a step that must not change once done. */
+export const ALL_COMMAND_INPUTS = ["create", "update", "delete", "environment", "stdin", "triggers", "logging", "interpreter", "dir"];
+
+/**
+ * The inputs and options that make a step run again when the database needs
+ * it (lib/rolloutPhase.ts): the token travels in stdin, which the tools
+ * ignore; when it is kept, the state's value stands and nothing re-runs on its
+ * account. `frozen` keeps every input once the step is done.
+ */
+export function rerunOn(rerun: Rerun, frozen = false): { stdin: string; ignoreChanges: string[] } {
+    return { stdin: `rerun ${rerun.token}`, ignoreChanges: rerun.keep ? (frozen ? ALL_COMMAND_INPUTS : ["stdin"]) : [] };
+}
+
+/** Commands whose output may carry what a child printed: never stored or shown unmarked. */
+export const SECRET_OUTPUTS = { additionalSecretOutputs: ["stdout", "stderr"] };
+
+/** What a step passes to the steps after a pause, so a failure resumes the writers. */
+export interface ResumeOnFailure {
+    /** rollout:resumeWriters, when writers were paused (rollout:pauseWriters set). */
+    resumeWriters?: string;
+    /** rollout:resumeOnFailure. */
+    resumeOnFailure: boolean;
+}
+
+export function resumeArgs(r: ResumeOnFailure): string[] {
+    return r.resumeWriters ? ["--resume-writers", r.resumeWriters, "--resume-on-failure", String(r.resumeOnFailure)] : [];
+}

@@ -5,7 +5,8 @@
  */
 import { runShell, tail } from "./processes";
 
-const REVISION_LINE = /^([0-9a-f]{4,40})\b/;
+// A revision id is whatever alembic accepts; its lines start with it ("<rev> (head)").
+const REVISION_LINE = /^([A-Za-z0-9_]+)(?:\s+\([^)]*\))*$/;
 
 /** Revision ids printed by `alembic current` or `alembic heads`, one per line. */
 export function parseRevisions(output: string): string[] {
@@ -47,7 +48,7 @@ export function judgeRevisions(current: string[], heads: string[], expectedHead:
             ...base,
             ok: false,
             alreadyAtTarget: true,
-            message: `the database is already at the target revision ${targetRevision} (alembic current = ${shown(current)}); the migration was applied outside this stack: reconcile with the deployer before running the rollout`,
+            message: `the database is already at the target revision ${targetRevision} (alembic current = ${shown(current)}), but this stack has not applied it: it was applied outside this stack, or by a run that was interrupted (\`npm run recover -- --stack <name>\`); reconcile before running the rollout`,
         };
     }
     if (current.length !== 1 || current[0] !== expectedHead) {
@@ -57,12 +58,24 @@ export function judgeRevisions(current: string[], heads: string[], expectedHead:
             message: `alembic current is ${shown(current)} but rollout:expectedHead is ${expectedHead}: stop and reconcile with the deployer`,
         };
     }
-    if (heads.length !== 1 || heads[0] !== targetRevision) {
+    if (!heads.includes(targetRevision)) {
         return {
             ...base,
             ok: false,
-            message: `alembic heads in the checkout is ${shown(heads)} but rollout:targetRevision is ${targetRevision} (on top of ${expectedHead}): deploy the application version that carries the migration, or reconcile with the deployer`,
+            message: `alembic heads in the checkout is ${shown(heads)}, which does not include rollout:targetRevision ${targetRevision} (on top of ${expectedHead}): deploy the application version that carries the migration, or reconcile with the deployer`,
         };
     }
-    return { ...base, ok: true, message: `alembic current = ${expectedHead} (expected head); checkout head = ${targetRevision} (target)` };
+    return { ...base, ok: true, message: `alembic current = ${expectedHead} (expected head); checkout heads include ${targetRevision} (target)` };
+}
+
+/** The rollback's gate: the database must be at the target (or already back at the expected head). */
+export function judgeDowngrade(current: string[], expectedHead: string, targetRevision: string): { ok: boolean; alreadyDone: boolean; message: string } {
+    const shown = current.length === 0 ? "(none)" : current.join(", ");
+    if (current.length === 1 && current[0] === targetRevision) return { ok: true, alreadyDone: false, message: `alembic current = ${targetRevision} (target): downgrading to ${expectedHead}` };
+    if (current.length === 1 && current[0] === expectedHead) return { ok: true, alreadyDone: true, message: `alembic current is already ${expectedHead} (expected head): nothing to downgrade` };
+    return {
+        ok: false,
+        alreadyDone: false,
+        message: `alembic current is ${shown}, neither rollout:targetRevision ${targetRevision} nor rollout:expectedHead ${expectedHead}: the database moved outside this rollout; nothing was downgraded. Reconcile with the deployer`,
+    };
 }

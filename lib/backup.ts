@@ -8,7 +8,15 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { createHash } from "node:crypto";
 import { clientTool, ClientToolTarget } from "./clientTools";
+import { backupDirProblems } from "./config";
 import { run, tail } from "./processes";
+
+/** A dump taken before an earlier apply, kept on disk and in this list. */
+export interface EarlierBackup {
+    path: string;
+    sha256: string;
+    sizeBytes: number;
+}
 
 export interface BackupResult {
     path: string;
@@ -17,6 +25,68 @@ export interface BackupResult {
     /** Entries in the dump's table of contents, as `pg_restore --list` reads them. */
     tocEntries: number;
     seconds: number;
+    /** Dumps taken before earlier applies of this stack, newest first. */
+    earlier: EarlierBackup[];
+}
+
+/** The sidecar that records a dump's SHA-256 beside it, as `sha256sum` writes it. */
+export const checksumFile = (dump: string) => `${dump}.sha256`;
+
+/** The SHA-256 recorded beside a dump, if any. */
+export function recordedChecksum(dump: string): string | undefined {
+    try {
+        return /^([0-9a-f]{64})\b/.exec(fs.readFileSync(checksumFile(dump), "utf8"))?.[1];
+    } catch {
+        return undefined;
+    }
+}
+
+/**
+ * Fails, naming rollout:backupDir, unless a dump can be written to `dir`:
+ * not a kernel file system, its nearest existing folder is a folder and
+ * writable, and (when known) there is room for `neededBytes`. Changes nothing.
+ */
+export function checkBackupDir(dir: string, neededBytes?: number): void {
+    const problems = backupDirProblems(dir);
+    if (problems.length > 0) throw new Error(problems[0]);
+    let existing = dir;
+    while (!fs.existsSync(existing)) existing = path.dirname(existing);
+    if (!fs.statSync(existing).isDirectory()) throw new Error(`rollout:backupDir: ${existing} is a file, not a folder, so ${dir} cannot be created`);
+    try {
+        fs.accessSync(existing, fs.constants.W_OK | fs.constants.X_OK);
+    } catch {
+        throw new Error(`rollout:backupDir: ${existing} is not writable${existing === dir ? "" : `, so ${dir} cannot be created`} (read-only mount or permissions)`);
+    }
+    if (neededBytes !== undefined) {
+        const stats = fs.statfsSync(existing);
+        const free = stats.bavail * stats.bsize;
+        if (free < neededBytes) {
+            throw new Error(`rollout:backupDir: ${existing} has ${formatBytes(free)} free, but the dump needs about ${formatBytes(neededBytes)}: free space or choose another folder`);
+        }
+    }
+}
+
+export function formatBytes(bytes: number): string {
+    const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let value = bytes;
+    let unit = 0;
+    while (value >= 1024 && unit < units.length - 1) {
+        value /= 1024;
+        unit++;
+    }
+    return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
+}
+
+/** The dumps an earlier run of this step recorded (its previous output, if any), newest first. */
+export function earlierBackups(previousStdout: string | undefined): EarlierBackup[] {
+    if (!previousStdout) return [];
+    try {
+        const previous = JSON.parse(previousStdout.trim().split("\n").pop() ?? "") as Partial<BackupResult>;
+        if (typeof previous.path !== "string" || typeof previous.sha256 !== "string") return [];
+        return [{ path: previous.path, sha256: previous.sha256, sizeBytes: previous.sizeBytes ?? 0 }, ...(previous.earlier ?? [])];
+    } catch {
+        return [];
+    }
 }
 
 export function utcStamp(date = new Date()): string {
@@ -51,8 +121,15 @@ export async function verifyDump(target: ClientToolTarget, file: string): Promis
     return listing.stdout.split("\n").filter((line) => line.trim() !== "" && !line.startsWith(";")).length;
 }
 
-export async function takeBackup(target: ClientToolTarget, dir: string, label: string, log: (line: string) => void = () => {}): Promise<BackupResult> {
+export async function takeBackup(
+    target: ClientToolTarget,
+    dir: string,
+    label: string,
+    log: (line: string) => void = () => {},
+    earlier: EarlierBackup[] = [],
+): Promise<BackupResult> {
     const started = Date.now();
+    checkBackupDir(dir);
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
     const finalPath = path.join(dir, `${label}-${utcStamp()}.dump`);
     const partialPath = `${finalPath}.partial`;
@@ -70,8 +147,9 @@ export async function takeBackup(target: ClientToolTarget, dir: string, label: s
         fs.renameSync(partialPath, finalPath);
         const sizeBytes = fs.statSync(finalPath).size;
         const sha256 = await sha256OfFile(finalPath);
+        fs.writeFileSync(checksumFile(finalPath), `${sha256}  ${path.basename(finalPath)}\n`, { mode: 0o600 });
         log(`backup: verified with pg_restore --list (${tocEntries} entries), ${sizeBytes} bytes, sha256 ${sha256}`);
-        return { path: finalPath, sizeBytes, sha256, tocEntries, seconds: (Date.now() - started) / 1000 };
+        return { path: finalPath, sizeBytes, sha256, tocEntries, seconds: (Date.now() - started) / 1000, earlier };
     } finally {
         fs.rmSync(partialPath, { force: true });
     }

@@ -19,7 +19,10 @@ export interface NewColumn {
 export type PgAccess = "docker-exec" | "url";
 
 export interface RolloutConfig {
+    /** Resolved for this checkout (probes, CLIs); commands get `appDirSetting`. */
     appDir: string;
+    /** As configured: what stored commands carry, resolved by the tool at run time. */
+    appDirSetting: string;
     alembic: string;
     backfill: string;
     expectedHead: string;
@@ -30,6 +33,7 @@ export interface RolloutConfig {
     dbUser: string;
     dbName: string;
     backupDir: string;
+    backupDirSetting: string;
     backupLabel: string;
     batchSize: number;
     forceBackfill: boolean;
@@ -37,6 +41,11 @@ export interface RolloutConfig {
     pauseWriters?: string;
     resumeWriters?: string;
     lockTimeout: string;
+    /** Longest a step may run before it is stopped (rollout:stepTimeout), as configured and in ms. */
+    stepTimeout: string;
+    stepTimeoutMs: number;
+    /** Resume writers when a step fails after they were paused. */
+    resumeOnFailure: boolean;
     paritySample: number;
     restoreJobs: number;
     protect: boolean;
@@ -57,7 +66,35 @@ export class RolloutConfigError extends Error {
 
 export type RawConfig = Record<string, string | undefined>;
 
-const REVISION = /^[0-9a-f]{4,40}$/;
+// Whatever alembic accepts as a revision id (hex by default, any name with --rev-id).
+const REVISION = /^[A-Za-z0-9_]{1,64}$/;
+const DURATION = /^(\d+)(ms|s|min|h)$/;
+const DURATION_MS: Record<string, number> = { ms: 1, s: 1000, min: 60_000, h: 3_600_000 };
+
+/** "90s", "30min", "4h" in milliseconds; undefined when it is not one. */
+export function parseDuration(text: string): number | undefined {
+    const match = DURATION.exec(text.trim());
+    return match ? Number(match[1]) * DURATION_MS[match[2]] : undefined;
+}
+
+/** Folders a dump must never go to: kernel file systems, where mkdir and writes misbehave. */
+const PSEUDO_FILESYSTEMS = ["/proc", "/sys", "/dev"];
+
+/**
+ * The resolved backupDir's problems, as config errors; empty when it can be
+ * used. Pure checks only (the tool also checks it is creatable and writable).
+ */
+export function backupDirProblems(dir: string): string[] {
+    if (!path.isAbsolute(dir)) return [`rollout:backupDir must resolve to an absolute path, got "${dir}"`];
+    const pseudo = PSEUDO_FILESYSTEMS.find((root) => dir === root || dir.startsWith(`${root}/`));
+    if (pseudo) return [`rollout:backupDir is under ${pseudo}, a kernel file system where no dump can be kept: choose a folder on a disk, got "${dir}"`];
+    return [];
+}
+
+/** A configured path (appDir, backupDir) for this checkout: "~" is the home, relative is from `baseDir`. */
+export function resolveSetting(setting: string, baseDir: string, home = os.homedir()): string {
+    return path.resolve(baseDir, expandHome(setting, home));
+}
 const IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/;
 const LOCK_TIMEOUT = /^\d+(ms|s|min)?$/;
 
@@ -74,7 +111,7 @@ export function expandHome(p: string, home = os.homedir()): string {
  */
 export function parseRolloutConfig(raw: RawConfig, home = os.homedir(), baseDir = process.cwd()): RolloutConfig {
     // Relative paths are relative to the project (the drill's fixture checkout).
-    const directory = (p: string) => path.resolve(baseDir, expandHome(p, home));
+    const directory = (p: string) => resolveSetting(p, baseDir, home);
     const problems: string[] = [];
     const text = (key: string, fallback: string): string => {
         const value = raw[key];
@@ -103,7 +140,7 @@ export function parseRolloutConfig(raw: RawConfig, home = os.homedir(), baseDir 
     };
     const revision = (key: string, fallback: string): string => {
         const value = text(key, fallback);
-        if (!REVISION.test(value)) problems.push(`rollout:${key} must be an alembic revision id (hex), got "${value}"`);
+        if (!REVISION.test(value)) problems.push(`rollout:${key} must be an alembic revision id (letters, digits, "_"), got "${value}"`);
         return value;
     };
 
@@ -135,11 +172,18 @@ export function parseRolloutConfig(raw: RawConfig, home = os.homedir(), baseDir 
     }
     const lockTimeout = text("lockTimeout", "5s");
     if (!LOCK_TIMEOUT.test(lockTimeout)) problems.push(`rollout:lockTimeout must look like 5s, 1500ms or 1min, got "${lockTimeout}"`);
+    const stepTimeout = text("stepTimeout", "4h");
+    const stepTimeoutMs = parseDuration(stepTimeout);
+    if (stepTimeoutMs === undefined || stepTimeoutMs < 1000) problems.push(`rollout:stepTimeout must be a duration of at least 1s like 90s, 30min or 4h, got "${stepTimeout}"`);
+    const appDirSetting = text("appDir", "~/Thesis2/repositories/PROTEA");
+    const backupDirSetting = text("backupDir", "~/Thesis2/backups");
+    problems.push(...backupDirProblems(directory(backupDirSetting)));
     const backupLabel = text("backupLabel", "pre-t16");
     if (!/^[A-Za-z0-9._-]+$/.test(backupLabel)) problems.push(`rollout:backupLabel may hold only letters, digits, ".", "_" and "-", got "${backupLabel}"`);
 
     const config: RolloutConfig = {
-        appDir: directory(text("appDir", "~/Thesis2/repositories/PROTEA")),
+        appDir: directory(appDirSetting),
+        appDirSetting,
         alembic: text("alembic", "poetry run alembic"),
         backfill: text("backfill", "poetry run python scripts/backfill_schema_sha_v2.py"),
         expectedHead,
@@ -149,7 +193,8 @@ export function parseRolloutConfig(raw: RawConfig, home = os.homedir(), baseDir 
         container: text("container", "protea-postgres-1"),
         dbUser: text("dbUser", "protea"),
         dbName: text("dbName", "protea"),
-        backupDir: directory(text("backupDir", "~/Thesis2/backups")),
+        backupDir: directory(backupDirSetting),
+        backupDirSetting,
         backupLabel,
         batchSize: integer("batchSize", 100, 1, 1_000_000),
         forceBackfill: flag("forceBackfill", false),
@@ -157,6 +202,9 @@ export function parseRolloutConfig(raw: RawConfig, home = os.homedir(), baseDir 
         pauseWriters: raw.pauseWriters || undefined,
         resumeWriters: raw.resumeWriters || undefined,
         lockTimeout,
+        stepTimeout,
+        stepTimeoutMs: stepTimeoutMs ?? 0,
+        resumeOnFailure: flag("resumeOnFailure", true),
         paritySample: integer("paritySample", 10, 1, 10_000),
         restoreJobs: integer("restoreJobs", 2, 1, 64),
         protect: flag("protect", true),
@@ -195,5 +243,5 @@ function parseNewColumns(value: string, problems: string[]): NewColumn[] {
 export const CONFIG_KEYS = [
     "appDir", "alembic", "backfill", "expectedHead", "targetRevision", "dbUrl", "pgAccess",
     "container", "dbUser", "dbName", "backupDir", "backupLabel", "batchSize", "forceBackfill",
-    "newColumns", "pauseWriters", "resumeWriters", "lockTimeout", "paritySample", "restoreJobs", "protect",
+    "newColumns", "pauseWriters", "resumeWriters", "lockTimeout", "stepTimeout", "resumeOnFailure", "paritySample", "restoreJobs", "protect",
 ] as const;

@@ -1,4 +1,4 @@
-import { spawn } from "node:child_process";
+import { ChildProcess, spawn } from "node:child_process";
 
 export interface RunResult {
     code: number;
@@ -15,6 +15,14 @@ export interface RunOptions {
     stdin?: number;
 }
 
+/** Children still running, so a step that is stopped (timeout, signal) can stop them too. */
+const running = new Set<ChildProcess>();
+
+/** Stops every child `run` started that is still running. */
+export function stopAllChildren(signal: NodeJS.Signals = "SIGTERM"): void {
+    for (const child of running) child.kill(signal);
+}
+
 /**
  * Runs a program with arguments (no shell), capturing output. Never throws on
  * a non-zero exit; callers decide what a failure means.
@@ -26,6 +34,8 @@ export function run(program: string, args: string[], options: RunOptions = {}): 
             env: options.env ?? process.env,
             stdio: [options.stdin ?? "ignore", options.stdout ?? "pipe", "pipe"],
         });
+        running.add(child);
+        child.on("exit", () => running.delete(child));
         let stdout = "";
         let stderr = "";
         child.stdout?.on("data", (chunk: Buffer) => (stdout += chunk.toString()));

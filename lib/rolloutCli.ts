@@ -1,8 +1,10 @@
 /**
  * The command line that runs one of the project's CLIs (bin/) from a command
- * resource. They run compiled (.state/tools, built by scripts/build-tools.sh),
- * which starts in a tenth of the time ts-node takes; paths are absolute
- * because commands run in other directories (the application checkout).
+ * resource. Stored commands name the tool only (`protea-rollout …`), never a
+ * path of this checkout, of node or of this machine: the state must stay
+ * usable from another checkout, a moved folder or another machine sharing the
+ * backend. `npm run pulumi` (scripts/engine-env.sh) puts the compiled tools'
+ * launchers (.state/tools/path, built by scripts/build-tools.sh) on PATH.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -10,10 +12,21 @@ import { PROJECT_ROOT } from "./projectRoot";
 import { commandLine } from "./shell";
 
 export const TOOLS_DIR = path.join(PROJECT_ROOT, ".state", "tools");
+/** The launchers' folder, which scripts/engine-env.sh puts on PATH. */
+export const TOOLS_PATH_DIR = path.join(TOOLS_DIR, "path");
 
-/** Runs `bin/<script>` (e.g. `rollout.ts`, `drill-db.ts`), compiled. */
+/** bin/<script>.ts -> the launcher's name on PATH. */
+const LAUNCHERS: Record<string, string> = { "rollout.ts": "protea-rollout", "drill-db.ts": "protea-drill-db" };
+
+/**
+ * Runs `bin/<script>` through its launcher found on PATH at run time; when it
+ * is missing, the step fails saying how to get it, before anything runs.
+ */
 export function projectCommand(script: string, subcommand: string, ...args: (string | number)[]): string {
-    return commandLine(process.execPath, path.join(TOOLS_DIR, "bin", script.replace(/\.ts$/, ".js")), subcommand, ...args);
+    const tool = LAUNCHERS[script];
+    if (!tool) throw new Error(`no launcher for bin/${script}`);
+    const missing = `echo "${tool} is not on PATH: run pulumi through \\\`npm run pulumi\\\` (or add <checkout>/.state/tools/path to PATH)" >&2; exit 127`;
+    return `command -v ${tool} >/dev/null 2>&1 || { ${missing}; }; ${commandLine(tool, subcommand, ...args)}`;
 }
 
 export function rolloutCommand(subcommand: string, ...args: (string | number)[]): string {
@@ -22,7 +35,7 @@ export function rolloutCommand(subcommand: string, ...args: (string | number)[])
 
 /** An error message when the compiled CLIs are missing, else undefined. */
 export function missingTools(): string | undefined {
-    if (fs.existsSync(path.join(TOOLS_DIR, "bin", "rollout.js"))) return undefined;
+    if (fs.existsSync(path.join(TOOLS_PATH_DIR, "protea-rollout"))) return undefined;
     return `the rollout's command-line tools are not built (${TOOLS_DIR}): run \`npm run setup\`; \`npm run pulumi\`, \`npm run drill\` and \`npm test\` build them too`;
 }
 

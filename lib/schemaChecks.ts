@@ -63,13 +63,34 @@ export interface ParityReport {
     matching: number;
 }
 
+/**
+ * How "latest" is read for a table, from its catalog: `created_at` when it has
+ * one, else its primary key, else no order (an arbitrary sample). No query
+ * assumes a column the config does not name.
+ */
+async function latestFirst(client: Client, table: string): Promise<string> {
+    const result = await client.query(
+        `SELECT a.attname,
+                (a.attname = 'created_at') AS is_created_at,
+                EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = a.attrelid AND i.indisprimary AND a.attnum = ANY (i.indkey)) AS in_primary_key
+           FROM pg_attribute a
+          WHERE a.attrelid = to_regclass(quote_ident(current_schema()) || '.' || quote_ident($1)) AND a.attnum > 0 AND NOT a.attisdropped
+          ORDER BY a.attnum`,
+        [table],
+    );
+    const keys = result.rows.filter((r) => r.in_primary_key).map((r) => `${ident(r.attname)} DESC`);
+    const created = result.rows.some((r) => r.is_created_at) ? [`${ident("created_at")} DESC`] : [];
+    const order = [...created, ...keys];
+    return order.length > 0 ? `ORDER BY ${order.join(", ")}` : "";
+}
+
 /** Of the latest `sample` rows per table, how many have legacy = new value. */
 export async function parityReport(client: Client, columns: NewColumn[], sample: number): Promise<ParityReport[]> {
     const reports: ParityReport[] = [];
     for (const c of columns) {
         const result = await client.query(
             `SELECT count(*) AS sampled, count(*) FILTER (WHERE ${ident(c.legacyColumn)} = ${ident(c.column)}) AS matching
-               FROM (SELECT ${ident(c.legacyColumn)}, ${ident(c.column)} FROM ${ident(c.table)} ORDER BY created_at DESC, id DESC LIMIT $1) latest`,
+               FROM (SELECT ${ident(c.legacyColumn)}, ${ident(c.column)} FROM ${ident(c.table)} ${await latestFirst(client, c.table)} LIMIT $1) latest`,
             [sample],
         );
         reports.push({ table: c.table, sampled: Number(result.rows[0].sampled), matching: Number(result.rows[0].matching) });

@@ -7,6 +7,11 @@ ENGINE_BIN="${STATE_DIR}/engine/bin"
 if [ -x "${ENGINE_BIN}/pulumi" ]; then
     export PATH="${ENGINE_BIN}:${PATH}"
 fi
+# The project's CLIs, which stored commands call by name (lib/rolloutCli.ts).
+case ":${PATH}:" in
+    *":${STATE_DIR}/tools/path:"*) ;;
+    *) export PATH="${STATE_DIR}/tools/path:${PATH}" ;;
+esac
 export PULUMI_SKIP_UPDATE_CHECK=true
 export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
 export PULUMI_HOME="${PULUMI_HOME:-${STATE_DIR}/pulumi-home}"

@@ -15,6 +15,9 @@ import { newTestStack, npmRun as runNpmScript, TestStack } from "./helpers/engin
 import { alembic, alembicCurrent, EXPECTED_HEAD, expectSuccess, FIXTURE_PYTHON, fixtureStackConfig, PROJECT_ROOT, seedSample } from "./helpers/fixture";
 import { DatabaseSnapshot, filesIn, snapshotDatabase, watchProcessList } from "./helpers/snapshots";
 
+/** The dumps in a folder (beside them: their .sha256 and the backfill's logs). */
+const dumpsIn = (dir: string) => filesIn(dir).filter((f) => f.endsWith(".dump"));
+
 process.env.PYTHONDONTWRITEBYTECODE = "1";
 
 const cluster = useTemporaryPostgresCluster({ beforeAll, afterAll });
@@ -62,6 +65,7 @@ afterAll(async () => {
 describe("the rollout on the prod-shaped stack", () => {
     let main: TestStack;
     let beforeRollout: DatabaseSnapshot;
+    let beforeReapply: DatabaseSnapshot;
 
     beforeAll(async () => {
         const url = cluster().sqlalchemyUrl;
@@ -95,16 +99,20 @@ describe("the rollout on the prod-shaped stack", () => {
         const dump = outputs.backupPath.value as string;
         expect(path.dirname(dump)).toBe(backupDir);
         expect(path.basename(dump)).toMatch(/^pre-t16-\d{8}-\d{6}\.dump$/);
-        expect(filesIn(backupDir)).toEqual([path.basename(dump)]);
+        expect(dumpsIn(backupDir)).toEqual([path.basename(dump)]);
+        expect(fs.readFileSync(`${dump}.sha256`, "utf8")).toContain(outputs.backupSha256.value);
         expect(fs.statSync(dump).mode & 0o777).toBe(0o600);
         expect(outputs.backupSizeBytes.value).toBe(fs.statSync(dump).size);
         expect(outputs.backupSha256.value).toMatch(/^[0-9a-f]{64}$/);
 
         const datasets = await countRows(cluster().clientConfig, "dataset");
         const models = await countRows(cluster().clientConfig, "reranker_model");
-        expect(outputs.backfillDryRun.value.dataset.would_update).toBe(datasets);
-        expect(outputs.backfillApplied.value.dataset).toMatchObject({ updated: datasets, skipped: 0 });
-        expect(outputs.backfillApplied.value.reranker_model).toMatchObject({ updated: models, skipped: 0 });
+        expect(outputs.backfillDryRun.value.reported.dataset.would_update).toBe(datasets);
+        expect(outputs.backfillApplied.value.reported.dataset).toMatchObject({ updated: datasets, skipped: 0 });
+        expect(outputs.backfillApplied.value.reported.reranker_model).toMatchObject({ updated: models, skipped: 0 });
+        // The product's own facts come from the database, whatever the script prints.
+        expect(outputs.backfillApplied.value.database.dataset).toEqual({ rows: datasets, nullsBefore: datasets, nullsAfter: 0, written: datasets });
+        expect(outputs.backfillApplied.value.database.reranker_model).toEqual({ rows: models, nullsBefore: models, nullsAfter: 0, written: models });
         expect(outputs.nullCounts.value).toEqual([
             { table: "dataset", column: "schema_sha_v2", nulls: 0, rows: datasets },
             { table: "reranker_model", column: "schema_sha_v2", nulls: 0, rows: models },
@@ -128,23 +136,33 @@ describe("the rollout on the prod-shaped stack", () => {
         // A changed command runs again as an update (the provider re-runs create).
         expect(up.summary.resourceChanges?.update).toBeGreaterThanOrEqual(2);
         const models = await countRows(cluster().clientConfig, "reranker_model");
-        expect(up.outputs.backfillApplied.value.reranker_model).toMatchObject({ updated: models });
+        expect(up.outputs.backfillApplied.value.reported.reranker_model).toMatchObject({ updated: models });
         const writes = await writeLogStats(cluster().clientConfig, "reranker_model");
         expect(writes).toMatchObject({ rowsWritten: models, rowsWrittenTwice: 0 });
         await main.stack.setConfig("rollout:forceBackfill", { value: "false" });
     });
 
     it("npm run rollback downgrades, verifies and keeps the dump; a later up re-applies cleanly", async () => {
-        const dumps = filesIn(backupDir);
+        const dumps = dumpsIn(backupDir);
         const rollback = await npmRun("rollback", ["--stack", main.stack.name, "--yes"], main.env);
         engineOutput.push(rollback.output);
         expect(rollback.code, rollback.output).toBe(0);
         expect(rollback.output).toContain("rollback succeeded");
         expect(await schemaState()).toEqual(ALL_ABSENT);
         expect(await alembicCurrent(cluster().sqlalchemyUrl)).toBe(EXPECTED_HEAD);
-        expect(filesIn(backupDir)).toEqual(dumps);
+        expect(dumpsIn(backupDir)).toEqual(dumps);
+        // The stack's outputs no longer report what the rollback removed.
+        const afterRollback = await main.stack.outputs();
+        expect(afterRollback.nullCounts).toBeUndefined();
+        expect(afterRollback.backfillApplied).toBeUndefined();
+        expect(String(afterRollback.migration?.value)).toMatch(/^rolled back at /);
 
+        beforeReapply = await snapshot();
         const up = await main.stack.up({ onOutput });
+        // Every re-apply is preceded by a fresh verified dump; the earlier one stays, listed.
+        expect(dumpsIn(backupDir)).toHaveLength(dumps.length + 1);
+        expect(up.outputs.backupPath.value).not.toBe(path.join(backupDir, dumps[0]));
+        expect(up.outputs.earlierBackups.value.map((b: { path: string }) => b.path)).toEqual([path.join(backupDir, dumps[0])]);
         expect(up.summary.result).toBe("succeeded");
         expect(await schemaState()).toEqual(ALL_PRESENT);
         expect(await countRows(cluster().clientConfig, "dataset", "schema_sha_v2 IS NULL")).toBe(0);
@@ -159,22 +177,27 @@ describe("the rollout on the prod-shaped stack", () => {
         const restore = await npmRun("restore", ["--stack", main.stack.name, "--confirm", cluster().database], main.env);
         engineOutput.push(restore.output);
         expect(restore.code, restore.output).toBe(0);
-        expect(await snapshot()).toEqual(beforeRollout);
+        // The dump that guards the current apply: the one taken right before the re-apply.
+        expect(await snapshot()).toEqual(beforeReapply);
         expect(await alembicCurrent(cluster().sqlalchemyUrl)).toBe(EXPECTED_HEAD);
-        // The state no longer claims a migration the database does not have.
-        const preview = await main.stack.preview();
-        expect(preview.changeSummary.create).toBeGreaterThanOrEqual(5);
+        // The state no longer claims a migration the database does not have; the dumps' record stays.
+        const types = (await main.stack.exportStack()).deployment.resources.map((r: { type: string }) => r.type);
+        for (const gone of ["protea:rollout:Migration", "protea:rollout:Backfill", "protea:rollout:Verification"]) expect(types).not.toContain(gone);
+        expect(types).toContain("protea:rollout:Backup");
+        const outputs = await main.stack.outputs();
+        expect(outputs.restoredFrom.value.path).toBe(outputs.backupPath.value);
+        expect(outputs.nullCounts).toBeUndefined();
     });
 
     it("a wrong expectedHead stops the update before any change, naming both revisions", async () => {
         const before = await snapshot();
-        const dumps = filesIn(backupDir);
+        const dumps = dumpsIn(backupDir);
         const wrong = await createStack({ expectedHead: "0123456789ab" });
         const failure = await wrong.stack.up({ onOutput }).then(() => undefined, (err: Error) => err.message);
         expect(failure).toContain("alembic current is 9d2fb5a07e4c but rollout:expectedHead is 0123456789ab");
         expect(failure).toContain("reconcile with the deployer");
         expect(await snapshot()).toEqual(before);
-        expect(filesIn(backupDir)).toEqual(dumps);
+        expect(dumpsIn(backupDir)).toEqual(dumps);
     });
 
     it("a migration that cannot get its lock within lockTimeout fails fast and leaves the schema as it was", async () => {
@@ -220,7 +243,8 @@ describe("the rollout on the prod-shaped stack", () => {
         const datasetWrites = await writeLogStats(cluster().clientConfig, "dataset");
         expect(datasetWrites).toMatchObject({ rowsWritten: datasets - populated, rowsWrittenTwice: 0 });
         expect((await writeLogStats(cluster().clientConfig, "reranker_model")).rowsWrittenTwice).toBe(0);
-        expect(up.outputs.backfillApplied.value.reranker_model.updated + up.outputs.backfillApplied.value.reranker_model.skipped).toBe(models);
+        const reported = up.outputs.backfillApplied.value.reported.reranker_model;
+        expect(reported.updated + reported.skipped).toBe(models);
         const rollback = await npmRun("rollback", ["--stack", faulty.stack.name, "--yes"], faulty.env);
         expect(rollback.code, rollback.output).toBe(0);
     });

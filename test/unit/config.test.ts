@@ -49,7 +49,7 @@ describe("parseRolloutConfig", () => {
     });
 
     it("lists every problem at once", () => {
-        const problems = problemsOf({ dbUrl: URL, batchSize: "0", forceBackfill: "yes", expectedHead: "HEAD", lockTimeout: "soon" });
+        const problems = problemsOf({ dbUrl: URL, batchSize: "0", forceBackfill: "yes", expectedHead: "head~1", lockTimeout: "soon" });
         expect(problems).toHaveLength(4);
         for (const key of ["batchSize", "forceBackfill", "expectedHead", "lockTimeout"]) {
             expect(problems.some((p) => p.startsWith(`rollout:${key} `))).toBe(true);

@@ -3,6 +3,7 @@ import { beforeEach, describe, expect, it } from "vitest";
 import { createRollout, DrillDatabase, DrillDatabaseArgs } from "../../components";
 import { resolveStackConfig } from "../../lib/stackConfig";
 import { registered, registrations, settle, valueOf } from "./helpers/mocks";
+import { rerunsFor } from "../../lib/rolloutPhase";
 
 const PASSWORD = "test-only-drill-pw";
 
@@ -75,15 +76,15 @@ describe("the drill database, docker engine", () => {
     it("generates the sample from the host when there is no source dump", async () => {
         await build(args({ sourceDump: undefined }));
         expect(registered("drill-postgres").inputs.volumes).toEqual([]);
-        expect(registered("drill-load").inputs.create).toMatch(/tools\/bin\/drill-db\.js load-sample --app-dir \/app --alembic alembic --seed 'python scripts\/seed_sample\.py' --expected-head 9d2fb5a07e4c --datasets 2 --models 51 --embedding-rows 0/);
+        expect(registered("drill-load").inputs.create).toMatch(/protea-drill-db load-sample --app-dir \/app --alembic alembic --seed 'python scripts\/seed_sample\.py' --expected-head 9d2fb5a07e4c --datasets 2 --models 51 --embedding-rows 0/);
     });
 
     it("points the rollout's client tools into the container (docker-exec), as the runbook does", async () => {
         const config = resolveStackConfig((key) => ({ "drill:engine": "docker", "drill:password": PASSWORD })[key]);
         expect(config.rollout).toMatchObject({ pgAccess: "docker-exec", container: "protea-drill-postgres", dbUser: "protea", dbName: "protea" });
-        createRollout(config.rollout, config.dbUrl);
+        createRollout(config.rollout, config.dbUrl, { stack: "rollout/drill", reruns: rerunsFor("pending") });
         await settle();
-        expect(registered("backup-dump").inputs.create).toMatch(/backup --dir \S+ --label pre-t16 --access docker-exec --container protea-drill-postgres --db-user protea --db-name protea$/);
+        expect(registered("backup-dump").inputs.create).toMatch(/backup --dir \S+ --label pre-t16 --access docker-exec --container protea-drill-postgres --db-user protea --db-name protea --timeout 4h$/);
     });
 });
 
@@ -91,8 +92,8 @@ describe("the drill database, local engine", () => {
     it("starts a cluster whose delete stops it and removes its directory", async () => {
         await build(args({ engine: "local", sourceDump: undefined }));
         const cluster = registered("drill-cluster");
-        expect(cluster.inputs.create).toMatch(/tools\/bin\/drill-db\.js start --state-dir \/state\/cluster --port 55432$/);
-        expect(cluster.inputs.delete).toMatch(/tools\/bin\/drill-db\.js stop --state-dir \/state\/cluster$/);
+        expect(cluster.inputs.create).toMatch(/protea-drill-db start --state-dir \/state\/cluster --port 55432$/);
+        expect(cluster.inputs.delete).toMatch(/protea-drill-db stop --state-dir \/state\/cluster$/);
         expect(JSON.stringify(cluster.inputs.environment)).toContain("DRILL_DB_PASSWORD");
         expect(registrations.some((r) => r.type.startsWith("docker:"))).toBe(false);
     });

@@ -1,21 +1,23 @@
 import { beforeEach, describe, expect, it } from "vitest";
 import { createRollout } from "../../components";
 import { parseRolloutConfig, RawConfig } from "../../lib/config";
+import { rerunsFor, RolloutPhase } from "../../lib/rolloutPhase";
 import { registered, registrations, settle, valueOf } from "./helpers/mocks";
 
 const PASSWORD = "pw-that-must-not-leak";
 const DB_URL = `postgresql+psycopg://protea:${PASSWORD}@127.0.0.1:5432/protea`;
 
-async function build(raw: RawConfig = {}) {
+async function build(raw: RawConfig = {}, phase: RolloutPhase = "pending") {
     registrations.length = 0;
-    const config = parseRolloutConfig({ dbUrl: DB_URL, ...raw }, "/home/op");
-    const rollout = createRollout(config, DB_URL);
+    const config = parseRolloutConfig({ dbUrl: DB_URL, ...raw }, "/home/op", "/checkout/of/the/project");
+    const rollout = createRollout(config, DB_URL, { stack: "rollout/prod", reruns: rerunsFor(phase, new Date("2026-11-26T00:00:00Z")) });
     await valueOf(rollout.verification.parity);
     await settle();
     return rollout;
 }
 
 const STEPS = ["preflight", "backup", "quiesce", "migration", "backfill", "verification", "resume"];
+const commands = () => registrations.filter((r) => r.type === "command:local:Command");
 
 describe("the rollout graph", () => {
     beforeEach(() => {
@@ -31,71 +33,109 @@ describe("the rollout graph", () => {
             const earlierCommands = registrations.filter((r) => components.slice(0, i).some((c) => c.urn === r.parent));
             expect(component.dependencies.sort()).toEqual(earlierCommands.map((c) => c.urn).sort());
         });
-        // Commands are children of their step, named after it.
         for (const [child, parent] of [["preflight-gate", "preflight"], ["backup-dump", "backup"], ["quiesce-pause", "quiesce"], ["migration-upgrade", "migration"], ["backfill-dry-run", "backfill"], ["backfill-apply", "backfill"], ["verification-gate", "verification"], ["resume-writers", "resume"]]) {
             expect(registered(child).type).toBe("command:local:Command");
             expect(registered(child).parent).toBe(registered(parent).urn);
         }
-        // The apply waits for the dry run.
         expect(registered("backfill-apply").dependencies).toContain(registered("backfill-dry-run").urn);
     });
 
-    it("upgrades on create and downgrades on delete, deleting before any replacement", async () => {
+    it("gates, upgrades, checks and downgrades in one invocation of the tool per action, deleting before any replacement", async () => {
         await build();
         const migration = registered("migration-upgrade");
         expect(migration.deleteBeforeReplace).toBe(true);
-        expect(migration.inputs.create).toMatch(/\( cd \/home\/op\/Thesis2\/repositories\/PROTEA && poetry run alembic upgrade a3c1d8e2f4b6 \);.* && .*tools\/bin\/rollout\.js verify-schema --expect present --columns /);
-        expect(migration.inputs.delete).toMatch(/\( cd \/home\/op\/Thesis2\/repositories\/PROTEA && poetry run alembic downgrade 9d2fb5a07e4c \);.* && .*verify-schema --expect absent /);
-        expect(migration.inputs.create).toContain("ix_reranker_model_schema_sha_v2");
+        expect(migration.inputs.create).toMatch(/protea-rollout migrate --direction up --stack rollout\/prod --app-dir '~\/Thesis2\/repositories\/PROTEA' --alembic 'poetry run alembic' --expected-head 9d2fb5a07e4c --target-revision a3c1d8e2f4b6 --columns /);
+        expect(migration.inputs.update).toMatch(/protea-rollout migrate --direction check /);
+        expect(migration.inputs.delete).toMatch(/protea-rollout migrate --direction down .* --lock-timeout 5s --timeout 4h$/);
     });
 
-    it("keeps every dump: the backup is retained on delete and protected by default", async () => {
+    it("stores no path of the checkout, of node or of this machine in any command", async () => {
+        await build({ pauseWriters: "pause", resumeWriters: "resume", appDir: "app", backupDir: "backups" });
+        for (const c of commands()) {
+            const stored = JSON.stringify([c.inputs.create, c.inputs.update, c.inputs.delete]);
+            expect(stored).not.toContain("/checkout/of/the/project");
+            expect(stored).not.toContain(process.execPath);
+            expect(stored).not.toContain("/home/op");
+            expect(stored).toContain("protea-rollout ");
+        }
+        expect(registered("backup-dump").inputs.create).toContain("--dir backups ");
+    });
+
+    it("keeps every dump: the backup is retained on delete, has no delete command and is protected by default", async () => {
         await build();
         expect(registered("backup-dump").retainOnDelete).toBe(true);
+        expect(registered("backup-dump").inputs.delete).toBeUndefined();
         expect(registered("backup").protect).toBe(true);
         await build({ protect: "false" });
         expect(registered("backup").protect).toBe(false);
     });
 
-    it("dumps inside the container with docker-exec access, as the runbook does", async () => {
-        const rollout = await build();
-        expect(registered("backup-dump").inputs.create).toMatch(/tools\/bin\/rollout\.js backup --dir \/home\/op\/Thesis2\/backups --label pre-t16 --access docker-exec --container protea-postgres-1 --db-user protea --db-name protea$/);
-        expect(await valueOf(rollout.backup.path)).toBe("/backups/pre-t16-20261125-120000.dump");
+    it("runs the gate, the backup and the migration again whenever the database shows the migration missing", async () => {
+        await build({}, "pending");
+        for (const name of ["preflight-gate", "backup-dump", "migration-upgrade"]) {
+            expect(registered(name).ignoreChanges, name).toEqual([]);
+            expect(registered(name).inputs.stdin).toBe("rerun pending 2026-11-26T00:00:00.000Z");
+        }
+        await build({}, "complete");
+        expect(registered("preflight-gate").ignoreChanges).toContain("create");
+        expect(registered("backup-dump").ignoreChanges).toContain("environment");
+        // The migration's stored commands and environment stay current (a password change reaches the rollback).
+        expect(registered("migration-upgrade").ignoreChanges).toEqual(["stdin"]);
+    });
+
+    it("finishes the backfill, verification and the writers' resume again until every row is populated", async () => {
+        await build({ pauseWriters: "p", resumeWriters: "r" }, "incomplete");
+        expect(registered("migration-upgrade").ignoreChanges).toEqual(["stdin"]);
+        for (const name of ["quiesce-pause", "backfill-apply", "verification-gate", "resume-writers"]) expect(registered(name).ignoreChanges, name).toEqual([]);
+        await build({ pauseWriters: "p", resumeWriters: "r" }, "complete");
+        for (const name of ["quiesce-pause", "backfill-apply", "verification-gate", "resume-writers"]) expect(registered(name).ignoreChanges, name).toEqual(["stdin"]);
+    });
+
+    it("resumes the writers when a step after the pause fails, unless resumeOnFailure is false", async () => {
+        await build({ pauseWriters: "p", resumeWriters: "systemctl start w" });
+        for (const name of ["migration-upgrade", "backfill-apply", "verification-gate"]) {
+            expect(registered(name).inputs.create, name).toContain("--resume-writers 'systemctl start w' --resume-on-failure true");
+        }
+        expect(registered("migration-upgrade").inputs.delete).not.toContain("--resume-writers");
+        await build({ pauseWriters: "p", resumeWriters: "r", resumeOnFailure: "false" });
+        expect(registered("backfill-apply").inputs.create).toContain("--resume-on-failure false");
+        await build({ resumeWriters: "r" });
+        expect(registered("backfill-apply").inputs.create).not.toContain("--resume-writers");
     });
 
     it("runs the backfill dry run, then the apply with --batch-size; --force only when configured", async () => {
         const rollout = await build({ batchSize: "250" });
-        expect(registered("backfill-dry-run").inputs.create).toContain("( cd /home/op/Thesis2/repositories/PROTEA && poetry run python scripts/backfill_schema_sha_v2.py --dry-run );");
-        expect(registered("backfill-apply").inputs.create).toContain("( cd /home/op/Thesis2/repositories/PROTEA && poetry run python scripts/backfill_schema_sha_v2.py --batch-size 250 );");
+        expect(registered("backfill-dry-run").inputs.create).toMatch(/protea-rollout backfill --mode dry-run .*--backfill 'poetry run python scripts\/backfill_schema_sha_v2\.py'/);
+        expect(registered("backfill-apply").inputs.create).toMatch(/--mode apply .* --batch-size 250( |$)/);
+        expect(registered("backfill-apply").inputs.create).not.toContain("--force");
         expect(registered("backfill-apply").inputs.delete).toBeUndefined();
-        expect(await valueOf(rollout.backfill.applied)).toEqual({ dataset: { updated: 2, skipped: 0 }, reranker_model: { updated: 51, skipped: 0 } });
+        expect((await valueOf(rollout.backfill.applied)).database.dataset.written).toBe(2);
         await build({ forceBackfill: "true" });
-        expect(registered("backfill-apply").inputs.create).toContain("--batch-size 100 --force );");
+        expect(registered("backfill-apply").inputs.create).toMatch(/--batch-size 100 --force/);
     });
 
     it("re-runs the backfill when the migration is re-applied, and verification when the backfill re-runs", async () => {
         await build();
         expect(registered("backfill-apply").inputs.triggers).toEqual(["migration-upgrade-id"]);
-        expect(registered("verification-gate").inputs.triggers).toEqual([
-            ["backfill-apply-id", { dataset: { updated: 2, skipped: 0 }, reranker_model: { updated: 51, skipped: 0 } }],
-        ]);
+        expect(registered("verification-gate").inputs.triggers).toEqual(["backfill-apply-id 7"]);
     });
 
-    it("passes the database URL only in the environment, never in a command string", async () => {
+    it("passes the database URL only in the environment, never in a command string; outputs that may carry a child's words are secret", async () => {
         await build({ pgAccess: "url", pauseWriters: "true", resumeWriters: "true" });
-        const commands = registrations.filter((r) => r.type === "command:local:Command");
-        expect(commands.length).toBeGreaterThanOrEqual(8);
-        for (const c of commands) {
-            expect(JSON.stringify([c.inputs.create, c.inputs.delete, c.inputs.update])).not.toContain(PASSWORD);
+        expect(commands().length).toBeGreaterThanOrEqual(8);
+        for (const c of commands()) {
+            expect(JSON.stringify([c.inputs.create, c.inputs.delete, c.inputs.update, c.inputs.stdin])).not.toContain(PASSWORD);
         }
         const environment = JSON.stringify(registered("migration-upgrade").inputs.environment);
         expect(environment).toContain(PASSWORD);
         // …and marked secret (Pulumi's secret signature), so state holds it encrypted.
         expect(environment).toContain("1b47061264138c4ac30d75fd1eb44270");
-        expect(JSON.stringify(registered("migration-upgrade").inputs.environment)).toContain('"PGOPTIONS":"-c lock_timeout=5s"');
+        for (const name of ["migration-upgrade", "backfill-dry-run", "backfill-apply", "quiesce-pause", "resume-writers"]) {
+            expect(registered(name).additionalSecretOutputs, name).toEqual(["stdout", "stderr"]);
+        }
     });
 
-    it("warns instead of pausing when no pause command is configured", async () => {
+    it("pauses nothing when no pause command is configured", async () => {
         await build();
         expect(registrations.some((r) => r.name === "quiesce-pause")).toBe(false);
         expect(registrations.some((r) => r.name === "resume-writers")).toBe(false);

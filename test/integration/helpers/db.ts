@@ -64,6 +64,8 @@ export async function installWriteLog(config: ClientConfig, tables: readonly str
                 INSERT INTO schema_sha_v2_write_log (table_name, row_id) VALUES (TG_TABLE_NAME, NEW.id);
                 RETURN NULL;
             END $$;
+            -- A fresh log each time: a restored dump may carry an older one.
+            TRUNCATE schema_sha_v2_write_log;
         `);
         for (const table of tables) {
             const trigger = client.escapeIdentifier(`${table}_log_write`);

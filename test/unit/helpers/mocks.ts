@@ -14,6 +14,8 @@ export interface Registration {
     deleteBeforeReplace: boolean;
     retainOnDelete: boolean;
     protect: boolean;
+    ignoreChanges: string[];
+    additionalSecretOutputs: string[];
     inputs: Record<string, any>;
 }
 
@@ -23,8 +25,8 @@ export const registrations: Registration[] = [];
 const STDOUT_BY_SUFFIX: Record<string, string> = {
     "-dump": JSON.stringify({ path: "/backups/pre-t16-20261125-120000.dump", sizeBytes: 2048, sha256: "ab".repeat(32), tocEntries: 9, seconds: 1 }),
     "-gate": JSON.stringify({ nulls: [], parity: [] }),
-    "-apply": "dataset: updated=2 skipped=0\nreranker_model: updated=51 skipped=0",
-    "-dry-run": "dataset: would_update=2 skipped=0\nreranker_model: would_update=51 skipped=0",
+    "-apply": JSON.stringify({ mode: "apply", reported: "not reported", database: { dataset: { rows: 2, nullsBefore: 2, nullsAfter: 0, written: 2 } }, logFile: null, millis: 7 }),
+    "-dry-run": JSON.stringify({ mode: "dry-run", reported: "not reported", database: {}, logFile: null, millis: 5 }),
 };
 
 pulumi.runtime.setMocks(
@@ -56,6 +58,8 @@ monitor.registerResource = (req: any, callback: any) =>
                 deleteBeforeReplace: req.getDeletebeforereplace(),
                 retainOnDelete: req.getRetainondelete() ?? false,
                 protect: req.getProtect() ?? false,
+                ignoreChanges: req.getIgnorechangesList(),
+                additionalSecretOutputs: req.getAdditionalsecretoutputsList(),
                 inputs: pulumi.runtime.deserializeProperties(req.getObject()),
             });
         }

@@ -1,0 +1,53 @@
+/**
+ * What the program does against the database before it declares a resource:
+ * read where the rollout stands, and on `up` hold the database's rollout lock
+ * until the program ends with the run.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import type { RolloutConfig } from "./config";
+import { connect } from "./database";
+import { holdRunLock, RolloutBusyError } from "./rolloutLock";
+import { observePhase, PhaseReruns, RolloutPhase, rerunsFor } from "./rolloutPhase";
+
+export async function openRolloutRun(config: RolloutConfig, run: { stack: string; dryRun: boolean; databaseMayNotExistYet: boolean }): Promise<PhaseReruns> {
+    let phase: RolloutPhase;
+    try {
+        const client = await connect(config.database, "protea-rollout-observe");
+        try {
+            phase = await observePhase(client, config.newColumns);
+        } finally {
+            await client.end();
+        }
+    } catch (err) {
+        // Preview reports an unreachable database through its probes; a drill's clone may not exist yet.
+        if (!run.dryRun && !run.databaseMayNotExistYet) throw new pulumi.RunError((err as Error).message);
+        phase = "unreachable";
+    }
+    if (!run.dryRun && phase !== "unreachable") {
+        try {
+            const lock = await holdRunLock(config.database, run.stack, "up");
+            // Held until this process ends with the run; it must not keep the process alive itself.
+            (lock.client as unknown as { connection: { stream: { unref(): void } } }).connection.stream.unref();
+        } catch (err) {
+            if (err instanceof RolloutBusyError) throw new pulumi.RunError(err.message);
+            throw err;
+        }
+    }
+    pulumi.log.info(`database: ${describePhase(phase)}`);
+    return rerunsFor(phase);
+}
+
+function describePhase(phase: RolloutPhase): string {
+    switch (phase) {
+        case "pending":
+            return "the migration is not applied: the gate, a fresh backup and the migration run";
+        case "partial":
+            return "some of the new columns or indexes exist, not all: the gates will stop and name them";
+        case "incomplete":
+            return "the migration is applied, some rows are not backfilled yet: the backfill and verification run";
+        case "complete":
+            return "the migration is applied and every row backfilled";
+        case "unreachable":
+            return "does not answer yet (a drill's clone is created by this run)";
+    }
+}
