@@ -372,7 +372,7 @@ async function probe(values: Values): Promise<void> {
 const COMMANDS: Record<string, (values: Values) => Promise<void>> = {
     preflight,
     backup,
-    migrate: (values) => (values.direction === "up" ? afterPause(values, () => migrate(values)) : migrate(values)),
+    migrate: (values) => (values.direction === "down" ? migrate(values) : afterPause(values, () => migrate(values))),
     backfill: (values) => (values.mode === "apply" ? afterPause(values, () => backfill(values)) : backfill(values)),
     writers,
     "verify-schema": verifySchema,

@@ -59,7 +59,7 @@ export class Migration extends pulumi.ComponentResource {
             `${name}-upgrade`,
             {
                 create: rolloutCommand("migrate", "--direction", "up", ...common, "--lock-timeout", args.lockTimeout, "--timeout", args.timeout, ...resumeArgs(args.resume)),
-                update: rolloutCommand("migrate", "--direction", "check", ...common),
+                update: rolloutCommand("migrate", "--direction", "check", ...common, ...resumeArgs(args.resume)),
                 delete: rolloutCommand("migrate", "--direction", "down", ...common, "--lock-timeout", args.lockTimeout, "--timeout", args.timeout),
                 environment: args.environment,
                 stdin,
