@@ -6,17 +6,22 @@
  */
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
+import * as net from "node:net";
 import * as path from "node:path";
-import { EngineEvent, LocalWorkspace, Stack } from "@pulumi/pulumi/automation";
+import { EngineEvent, LocalWorkspace, Stack, StackSettings } from "@pulumi/pulumi/automation";
 import { withDatabase } from "../lib/database";
 import { Check, DrillReport, renderMarkdown, RUNBOOK_TIMES, StepTiming } from "../lib/drillReport";
-import { isProcessAlive, readPostmasterPid } from "../lib/postgresCluster";
+import {
+    checkoutRelative, clusterDirSetting, DRILL_TEMPLATE, drillConfigFile, drillTemplateFile, drillWorkDir,
+    resolveDrillPath, StackSettingsLike, withoutStackSecrets, workingSettings, writeWorkingProject,
+} from "../lib/drillConfig";
+import { clusterLocation, findFreePort, isProcessAlive, readPostmasterPid } from "../lib/postgresCluster";
 import { runShell } from "../lib/processes";
 import { restoreFromDump } from "../lib/restore";
 import { columnStates, nullCounts, schemaMismatches } from "../lib/schemaChecks";
 import { inDirectory } from "../lib/shell";
 import { parseFlags } from "../lib/cliFlags";
-import { PROJECT_ROOT, stackConfig, urnsOfType } from "../lib/stack";
+import { PROJECT_ROOT, stackConfig, stackId, urnsOfType } from "../lib/stack";
 import { StackConfig } from "../lib/stackConfig";
 import { sqlalchemyUrl } from "../lib/databaseUrl";
 
@@ -26,17 +31,21 @@ Rehearses the schema_sha_v2 rollout on a throwaway clone and writes a timing rep
   --stack NAME          the drill stack (default: drill)
   --engine local|docker local: initdb/pg_ctl cluster (default); docker: pgvector/pgvector:pg16
   --source-dump FILE    restore this production dump (pg_dump -F c) instead of a sample
+                        ('' for the generated sample when the template sets a dump)
   --datasets N          sample size (default 2) ...
   --models M            ... reranker models (default 51) ...
   --embedding-rows R    ... and rows of the bulk embedding table (default 0; ~1.1 KiB each)
   --with-restore        also rehearse the restore from the pre-flight backup
-  --keep                leave the clone running (pulumi destroy --stack NAME removes it)
+  --keep                leave the clone running (npm run pulumi -- destroy --stack NAME removes it)
   --report-dir DIR      where the report goes (default: drill-reports)
-Flags that set the clone's source or size are saved to the stack's config.`;
+  --prepare             only make the stack's working folder (.state/drill/NAME) and exit
+The stack's config is made afresh from its tracked template (Pulumi.NAME.yaml,
+else Pulumi.drill.yaml) for every drill, in .state/drill/NAME/Pulumi.NAME.yaml:
+flags apply to this drill only; only the generated secrets and port are kept.`;
 
 const FLAGS = {
     stack: "value", engine: "value", "source-dump": "value", datasets: "value", models: "value",
-    "embedding-rows": "value", "with-restore": "flag", keep: "flag", "report-dir": "value",
+    "embedding-rows": "value", "with-restore": "flag", keep: "flag", "report-dir": "value", prepare: "flag",
 } as const;
 
 const CONFIG_FLAGS: Record<string, string> = {
@@ -44,7 +53,12 @@ const CONFIG_FLAGS: Record<string, string> = {
     models: "drill:models", "embedding-rows": "drill:embeddingRows",
 };
 
-const say = (line: string) => process.stdout.write(`drill: ${line}\n`);
+/** For every Pulumi command of a drill stack: a working copy without its salt takes it from the stack's state. */
+const DRILL_ENGINE_ENV = { PULUMI_FALLBACK_TO_STATE_SECRETS_MANAGER: "true" };
+
+let say = (line: string) => {
+    process.stdout.write(`drill: ${line}\n`);
+};
 
 class Drill {
     readonly checks: Check[] = [];
@@ -128,28 +142,156 @@ class Drill {
     }
 }
 
+/**
+ * An engine failure in a few lines: the lines that name the error (a failed
+ * command's own message, e.g. drill-db's), else the first lines.
+ */
+function failure(err: Error, lines: number): string {
+    const all = err.message.split("\n").map((l) => l.trim()).filter(Boolean);
+    // What the project's tools said (`drill-db: …`, `rollout: …`) first, then the engine's error lines.
+    const own = all.filter((l) => /^(drill-db|rollout|restore|backup): /.test(l));
+    const errors = all.filter((l) => /^error: |failed|cannot /i.test(l) && !/^(\+|~|-)\s/.test(l) && l.length < 400);
+    const picked = [...new Set([...own, ...errors])];
+    return (picked.length > 0 ? picked : all).slice(0, lines).join(" ");
+}
+
+/** A path for display: relative to the project root when inside it. */
+const shown = (p: string) => checkoutRelative(p);
+
+function isPortFree(port: number): Promise<boolean> {
+    return new Promise((resolve) => {
+        const server = net.createServer();
+        server.once("error", () => resolve(false));
+        server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
+    });
+}
+
+/** True while something accepts connections on 127.0.0.1:port. */
+function isListening(port: number): Promise<boolean> {
+    return new Promise((resolve) => {
+        const socket = net.connect({ host: "127.0.0.1", port });
+        socket.setTimeout(2_000);
+        socket.once("connect", () => {
+            socket.destroy();
+            resolve(true);
+        });
+        socket.once("timeout", () => {
+            socket.destroy();
+            resolve(true);
+        });
+        socket.once("error", () => resolve(false));
+    });
+}
+
+/**
+ * Opens (creating when new) the drill stack in its working folder
+ * .state/drill/<stack> (lib/drillConfig.ts). `fromTemplate`: the stack's
+ * config starts again from its tracked template, keeping only the generated
+ * salt, drill:password and drill:port of the previous copy, plus `overrides`
+ * (this drill's flags); otherwise an existing working copy is kept as it is
+ * (by-hand `npm run pulumi` commands). A new stack gets a random
+ * drill:password; a stack without drill:port a free port on 127.0.0.1.
+ */
+async function openDrillStack(stackName: string, fromTemplate: boolean, overrides: Record<string, string | undefined>): Promise<Stack> {
+    const template = drillTemplateFile(stackName);
+    if (!template) throw new Error(`stack ${stackName} is not a drill stack: Pulumi.${stackName}.yaml does not set drill:engine (a drill stack without its own file starts from ${DRILL_TEMPLATE})`);
+    const workDir = writeWorkingProject(stackName);
+    const configFile = drillConfigFile(stackName);
+    const ws = await LocalWorkspace.create({ workDir, envVars: DRILL_ENGINE_ENV });
+    const previous = fs.existsSync(configFile) ? ((await ws.stackSettings(stackName)) as StackSettingsLike) : undefined;
+    let settings: StackSettingsLike;
+    if (fromTemplate || !previous) {
+        const templateWs = await LocalWorkspace.create({ workDir: path.dirname(template) });
+        const templateSettings = (await templateWs.stackSettings(path.basename(template).replace(/^Pulumi\.|\.ya?ml$/g, ""))) as StackSettingsLike;
+        settings = workingSettings(templateSettings, previous, overrides);
+    } else {
+        settings = previous;
+    }
+    const exists = (await ws.listStacks()).some((s) => s.name === stackName || s.name.endsWith(`/${stackName}`));
+    if (!exists && previous && (previous.encryptionSalt || previous.encryptedKey)) {
+        // Salt and secrets of a stack that is gone (a new backend or passphrase) would not open the new one.
+        settings = withoutStackSecrets(settings);
+        say(`  stack ${stackName} is new in this backend: its working config starts without the old salt and password`);
+    }
+    const config = (settings.config ??= {});
+    let pickedPort = false;
+    if (config["drill:port"] === undefined) {
+        config["drill:port"] = String(await findFreePort());
+        pickedPort = true;
+    }
+    await ws.saveStackSettings(stackName, settings as StackSettings);
+    const stack = exists ? await Stack.select(stackName, ws) : await Stack.create(stackName, ws);
+    say(`  config: ${shown(configFile)} (from ${shown(template)}${Object.keys(overrides).length ? `, with ${Object.keys(overrides).join(", ")} for this drill` : ""})`);
+
+    if (!isSecureValue(config["drill:password"])) {
+        await stack.setConfig("drill:password", { value: randomBytes(24).toString("base64url"), secret: true });
+        say("  set a random drill:password (secret) for the clone, kept in the working config");
+    }
+    const port = Number(config["drill:port"]);
+    if (pickedPort) {
+        say(`  picked the free port 127.0.0.1:${port} for the clone, kept in the working config for the next drills`);
+    } else if (fromTemplate && Number.isInteger(port) && !(await isPortFree(port)) && !(await hasClone(stack))) {
+        // The kept port went to another process meanwhile: this stack's clone does not hold it.
+        const other = await findFreePort();
+        await stack.setConfig("drill:port", { value: String(other) });
+        say(`  port ${port} is taken by another process; picked the free port 127.0.0.1:${other} instead`);
+    }
+    return stack;
+}
+
+function isSecureValue(value: unknown): boolean {
+    return typeof value === "object" && value !== null && typeof (value as { secure?: unknown }).secure === "string";
+}
+
+/** True when the stack's state has a clone (cluster command or container). */
+async function hasClone(stack: Stack): Promise<boolean> {
+    const resources: { type: string; urn: string }[] = (await stack.exportStack()).deployment?.resources ?? [];
+    return resources.some((r) => r.type === "docker:index/container:Container" || (r.type === "command:local:Command" && r.urn.endsWith("::drill-cluster")));
+}
+
+/** This drill's flags as drill:* values; a relative dump is from where npm was run. */
+function configOverrides(flags: Record<string, string | boolean>): Record<string, string | undefined> {
+    const overrides: Record<string, string | undefined> = {};
+    for (const [flag, key] of Object.entries(CONFIG_FLAGS)) {
+        const value = flags[flag];
+        if (typeof value !== "string") continue;
+        if (flag === "source-dump" && value !== "" && !value.startsWith("~") && !path.isAbsolute(value)) {
+            overrides[key] = checkoutRelative(path.resolve(process.env.INIT_CWD ?? process.cwd(), value));
+        } else {
+            overrides[key] = value;
+        }
+    }
+    return overrides;
+}
+
 async function main(): Promise<number> {
     const flags = parseFlags(process.argv.slice(2), FLAGS, USAGE);
     const started = Date.now();
     const startedAt = new Date().toISOString();
     const stackName = typeof flags.stack === "string" ? flags.stack : "drill";
+    if (flags.prepare) {
+        // For scripts/pulumi.sh: progress on stderr, so `npm run pulumi -- stack export` stays clean.
+        say = (line: string) => {
+            process.stderr.write(`drill: ${line}\n`);
+        };
+        await openDrillStack(stackName, false, configOverrides(flags));
+        process.stdout.write(`${drillWorkDir(stackName)}\n`);
+        return 0;
+    }
     const total = flags["with-restore"] ? 8 : 7;
     let n = 0;
     const stepLine = (what: string) => say(`[${++n}/${total}] ${what}`);
 
     stepLine(`stack ${stackName}`);
-    const stack = await LocalWorkspace.createOrSelectStack({ stackName, workDir: PROJECT_ROOT });
-    const existing = await stack.getAllConfig();
-    if (!existing["drill:engine"]) throw new Error(`stack ${stackName} is not a drill stack (no drill:engine); copy Pulumi.drill.yaml to Pulumi.${stackName}.yaml`);
-    if (!existing["drill:password"]) {
-        await stack.setConfig("drill:password", { value: randomBytes(24).toString("base64url"), secret: true });
-        say("  set a random drill:password (secret) for the clone");
-    }
-    for (const [flag, key] of Object.entries(CONFIG_FLAGS)) {
-        if (typeof flags[flag] === "string") await stack.setConfig(key, { value: String(flags[flag]) });
-    }
+    const stack = await openDrillStack(stackName, true, configOverrides(flags));
     const drill = new Drill(stack, await stackConfig(stack));
     const drillConfig = drill.config.drill!;
+    const cluster = clusterDirSetting(stackName, drillConfig.stateDir);
+    const where = drillConfig.engine === "local" ? clusterLocation(resolveDrillPath(cluster.setting), { relocatable: cluster.relocatable, prefix: "protea-drill-" }) : undefined;
+    if (where?.relocated) {
+        say(`  OS user postgres cannot reach ${path.dirname(where.preferred)}: the clone's cluster goes to ${where.dir} (0700, owned by postgres)`);
+    }
+    say(`  clone: ${where ? `local cluster in ${shown(where.dir)}` : `container ${drillConfig.containerName}`} on 127.0.0.1:${drillConfig.port}`);
     let clonePid: number | undefined;
 
     try {
@@ -163,7 +305,7 @@ async function main(): Promise<number> {
         drill.backupBytes = up.outputs.backupSizeBytes?.value;
         drill.check("backup written and verified", typeof up.outputs.backupPath?.value === "string" && fs.existsSync(up.outputs.backupPath.value), `${up.outputs.backupPath?.value} (${up.outputs.backupSizeBytes?.value} bytes, sha256 ${String(up.outputs.backupSha256?.value).slice(0, 12)}…)`);
         await drill.expectRolledOut("after up");
-        clonePid = drillConfig.engine === "local" ? readPostmasterPid(path.join(drillConfig.stateDir, "data")) : undefined;
+        clonePid = where ? readPostmasterPid(path.join(where.dir, "data")) : undefined;
 
         stepLine("idempotency: the backfill again, and a second up");
         await drill.idempotentRerun();
@@ -181,26 +323,36 @@ async function main(): Promise<number> {
         if (flags["with-restore"]) {
             stepLine("restore from the pre-flight backup (the runbook's last resort)");
             const restoreStarted = Date.now();
-            await restoreFromDump(drill.config.rollout, { path: up.outputs.backupPath.value, sha256: up.outputs.backupSha256.value }, `rollout/${stackName}`, (line) => say(`  ${line}`));
+            const dump = { path: up.outputs.backupPath.value as string, sha256: up.outputs.backupSha256?.value as string | undefined };
+            await restoreFromDump(drill.config.rollout, dump, await stackId(stack), (line: string) => say(`  ${line}`));
             drill.steps.restoreFromBackup = Date.now() - restoreStarted;
             await drill.expectRolledBack("after restore");
         }
     } catch (err) {
-        drill.check("drill ran to the end", false, (err as Error).message.split("\n").slice(0, 12).join(" "));
+        drill.check("drill ran to the end", false, failure(err as Error, 12));
     }
 
     if (flags.keep) {
-        stepLine(`kept the clone: remove it with \`npm run pulumi -- destroy --stack ${stackName}\``);
+        stepLine(`kept the clone on 127.0.0.1:${drillConfig.port}: remove it with \`npm run pulumi -- destroy --stack ${stackName}\``);
     } else {
         stepLine("tear down the clone");
         try {
             await drill.engine("pulumi destroy (teardown)", (onEvent) => stack.destroy({ onEvent }));
-            if (drillConfig.engine === "local") {
-                const gone = !fs.existsSync(drillConfig.stateDir) && (clonePid === undefined || !isProcessAlive(clonePid));
-                drill.check("clone removed", gone, `${drillConfig.stateDir} ${fs.existsSync(drillConfig.stateDir) ? "still exists" : "removed"}; postmaster ${clonePid ?? "?"} ${clonePid && isProcessAlive(clonePid) ? "still running" : "stopped"}`);
+            const listening = await isListening(drillConfig.port);
+            if (where) {
+                const dirs = [...new Set([where.preferred, where.dir])];
+                const left = dirs.filter((dir) => fs.existsSync(dir));
+                const running = clonePid !== undefined && isProcessAlive(clonePid);
+                drill.check(
+                    "clone removed",
+                    left.length === 0 && !running && !listening,
+                    `${shown(where.dir)} ${left.length ? `still exists (${left.map(shown).join(", ")})` : "removed"}; postmaster ${clonePid ?? "?"} ${running ? "still running" : "stopped"}; ${listening ? "something still listens on" : "nothing listens on"} 127.0.0.1:${drillConfig.port}`,
+                );
+            } else {
+                drill.check("clone removed", !listening, `${listening ? "something still listens on" : "nothing listens on"} 127.0.0.1:${drillConfig.port}`);
             }
         } catch (err) {
-            drill.check("clone removed", false, (err as Error).message.split("\n").slice(0, 6).join(" "));
+            drill.check("clone removed", false, failure(err as Error, 6));
         }
     }
 
@@ -210,7 +362,7 @@ async function main(): Promise<number> {
         engine: drillConfig.engine,
         source: drillConfig.sourceDump ? `dump ${drillConfig.sourceDump}` : `generated sample (${drillConfig.sample.datasets} datasets, ${drillConfig.sample.models} reranker models, ${drillConfig.sample.embeddingRows} embedding rows)`,
         rows: drill.rows,
-        sourceDumpBytes: drillConfig.sourceDump && fs.existsSync(drillConfig.sourceDump) ? fs.statSync(drillConfig.sourceDump).size : undefined,
+        sourceDumpBytes: drillConfig.sourceDumpPath && fs.existsSync(drillConfig.sourceDumpPath) ? fs.statSync(drillConfig.sourceDumpPath).size : undefined,
         backupBytes: drill.backupBytes,
         databaseBytes: drill.databaseBytes,
         steps: stepTable(drill.steps, drillConfig.sourceDump !== undefined),

@@ -2,6 +2,7 @@ import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import * as docker from "@pulumi/docker";
+import { checkoutRelative, clusterDirSetting, resolveDrillPath } from "../lib/drillConfig";
 import { projectCommand } from "../lib/rolloutCli";
 import { commandLine, stepMillis, timed } from "../lib/shell";
 
@@ -24,19 +25,31 @@ export interface DrillDatabaseArgs {
     password: pulumi.Input<string>;
     /** SQLAlchemy URL of the clone (secret), as the application gets it. */
     url: pulumi.Input<string>;
-    /** A `pg_dump -F c` of production to restore; when unset, `sample` is generated. */
+    /**
+     * A `pg_dump -F c` of production to restore; when unset, `sample` is
+     * generated. As configured: "~" or relative to the project root (an
+     * absolute path inside the checkout is made relative again).
+     */
     sourceDump?: string;
     /** The sample to generate when there is no source dump. */
     sample: DrillSample;
     /** pg_restore -j. */
     restoreJobs: number;
-    /** For the sample: application checkout, its alembic and seed commands, and the head to migrate to. */
+    /**
+     * For the sample: application checkout (relative to the project root, or
+     * absolute inside the checkout, which is made relative again), its alembic
+     * and seed commands, and the head to migrate to.
+     */
     appDir: string;
     alembic: string;
     seed: string;
     expectedHead: string;
-    /** local: directory of the cluster (removed on delete). */
-    stateDir: string;
+    /**
+     * local: directory of the cluster (removed on delete), exactly there. Unset:
+     * `.state/drill/<stack>/cluster`, or a private folder under /var/tmp when the
+     * server's OS user cannot reach that (bin/drill-db.ts decides at run time).
+     */
+    stateDir?: string;
     /** docker: the image. Defaults to pgvector/pgvector:pg16, as the runbook's drill. */
     image?: string;
     /** docker: the container's name. */
@@ -67,12 +80,19 @@ export class DrillDatabase extends pulumi.ComponentResource {
         this.registerOutputs({ loadMillis: this.loadMillis });
     }
 
+    /**
+     * Stored commands carry paths as configured, relative to the project root;
+     * `protea-drill-db` resolves them against its own checkout when it runs, so
+     * the state names no folder of this checkout.
+     */
     private createLocalCluster(name: string, args: DrillDatabaseArgs): pulumi.Resource {
+        const { setting, relocatable } = clusterDirSetting(pulumi.getStack(), args.stateDir && checkoutRelative(args.stateDir));
+        const where = ["--state-dir", setting, ...(relocatable ? ["--relocatable"] : [])];
         return new command.local.Command(
             `${name}-cluster`,
             {
-                create: projectCommand("drill-db.ts", "start", "--state-dir", args.stateDir, "--port", args.port),
-                delete: projectCommand("drill-db.ts", "stop", "--state-dir", args.stateDir),
+                create: projectCommand("drill-db.ts", "start", ...where, "--port", args.port),
+                delete: projectCommand("drill-db.ts", "stop", ...where),
                 environment: pulumi.secret(pulumi.output(args.password).apply((password) => ({ DRILL_DB_PASSWORD: password }))),
             },
             { parent: this, deleteBeforeReplace: true },
@@ -93,7 +113,7 @@ export class DrillDatabase extends pulumi.ComponentResource {
                 healthcheck: { tests: ["CMD", "pg_isready", "-h", "127.0.0.1", "-U", "protea", "-d", "protea"], interval: "2s", timeout: "5s", retries: 60 },
                 wait: true,
                 waitTimeout: 180,
-                volumes: args.sourceDump ? [{ hostPath: path.dirname(args.sourceDump), containerPath: "/dumps", readOnly: true }] : [],
+                volumes: args.sourceDump ? [{ hostPath: path.dirname(resolveDrillPath(args.sourceDump)), containerPath: "/dumps", readOnly: true }] : [],
             },
             { parent: this, deleteBeforeReplace: true },
         );
@@ -106,12 +126,12 @@ export class DrillDatabase extends pulumi.ComponentResource {
             return commandLine("docker", "exec", args.containerName, "pg_restore", "-j", args.restoreJobs, "--no-owner", "-U", "protea", "-d", "protea", dumpInContainer);
         }
         if (args.sourceDump) {
-            return projectCommand("drill-db.ts", "restore-dump", "--dump", args.sourceDump, "--jobs", args.restoreJobs);
+            return projectCommand("drill-db.ts", "restore-dump", "--dump", checkoutRelative(args.sourceDump), "--jobs", args.restoreJobs);
         }
         return projectCommand(
             "drill-db.ts",
             "load-sample",
-            "--app-dir", args.appDir,
+            "--app-dir", checkoutRelative(args.appDir),
             "--alembic", args.alembic,
             "--seed", args.seed,
             "--expected-head", args.expectedHead,

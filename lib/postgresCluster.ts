@@ -717,6 +717,67 @@ export async function stopClusterInDir(stateDir: string, options: Pick<PostgresC
     await stopCluster(live, readPostmasterPid(dataDir), options.log ?? (() => undefined));
 }
 
+/** Where a cluster lives, as decided by {@link clusterLocation}. */
+export interface ClusterLocation {
+    /** The directory to use (what `stateDir` gets). */
+    dir: string;
+    /** The directory asked for. */
+    preferred: string;
+    /** True when `dir` is the private stand-in for an unreachable `preferred`. */
+    relocated: boolean;
+}
+
+/** True when the server's OS user can reach `dir` (search permission on it and every parent). */
+export function serverCanReach(dir: string, serverOsUser = "postgres"): boolean {
+    // Not root: the server runs as this process's own user.
+    if (!isRoot()) return true;
+    const account = resolveServerAccount(serverOsUser);
+    const [program, ...prefixArgs] = [...account.commandPrefix, "test"];
+    return spawnSync(program, [...prefixArgs, "-x", dir], { env: serverToolEnv(), cwd: "/", stdio: "ignore", timeout: 30_000 }).status === 0;
+}
+
+/**
+ * The private stand-in for a cluster directory the server's OS user cannot
+ * reach: `<root>/<prefix><digest of the preferred path>`, so two checkouts (or
+ * two stacks) never share one, and the same checkout always finds its own.
+ */
+export function relocatedClusterDir(preferred: string, prefix = "protea-pg-", root = fs.existsSync("/var/tmp") ? "/var/tmp" : "/tmp"): string {
+    const digest = crypto.createHash("sha256").update(path.resolve(preferred)).digest("hex").slice(0, 16);
+    return path.join(root, `${prefix}${digest}`);
+}
+
+/**
+ * Decides where a cluster asked for at `preferred` lives. Not `relocatable`:
+ * there, as given (startPostgresCluster then fails clearly when the server's
+ * OS user cannot use it). `relocatable`: there when the server's OS user can
+ * reach its parent (created if missing), otherwise in
+ * {@link relocatedClusterDir}, which must be a real directory owned by root
+ * or that user when it already exists.
+ */
+export function clusterLocation(
+    preferred: string,
+    options: { relocatable: boolean; serverOsUser?: string; prefix?: string; root?: string },
+): ClusterLocation {
+    const wanted = path.resolve(preferred);
+    if (!options.relocatable) return { dir: wanted, preferred: wanted, relocated: false };
+    fs.mkdirSync(path.dirname(wanted), { recursive: true });
+    if (serverCanReach(path.dirname(wanted), options.serverOsUser)) return { dir: wanted, preferred: wanted, relocated: false };
+    const dir = relocatedClusterDir(wanted, options.prefix, options.root);
+    let stat: fs.Stats | undefined;
+    try {
+        stat = fs.lstatSync(dir);
+    } catch {
+        // Absent: startPostgresCluster creates it, 0700, owned by the server's OS user.
+    }
+    if (stat) {
+        const account = resolveServerAccount(options.serverOsUser ?? "postgres");
+        if (!stat.isDirectory() || stat.isSymbolicLink() || (stat.uid !== 0 && stat.uid !== account.uid && stat.uid !== process.getuid?.())) {
+            throw new Error(`${dir} (the cluster's place, since OS user '${account.name}' cannot reach ${wanted}) exists and is not a directory owned by root or '${account.name}'; remove it or set a stateDir`);
+        }
+    }
+    return { dir, preferred: wanted, relocated: true };
+}
+
 // ---------------------------------------------------------------------------
 // vitest
 // ---------------------------------------------------------------------------

@@ -4,12 +4,19 @@
  * the few state edits the rollback, the restore and `recover` make.
  */
 import { execFileSync } from "node:child_process";
+import * as fs from "node:fs";
 import { LocalWorkspace, Stack } from "@pulumi/pulumi/automation";
+import { drillConfigFile, drillWorkDir, isDrillStack } from "./drillConfig";
 import { PROJECT_ROOT, resolveStackConfig, StackConfig } from "./stackConfig";
 
 export { PROJECT_ROOT };
 
-export async function openStack(stackName: string, workDir = PROJECT_ROOT): Promise<Stack> {
+/** A drill stack runs in its working folder .state/drill/<stack> (lib/drillConfig.ts), never on the tracked template. */
+function stackWorkDir(stackName: string): string {
+    return isDrillStack(stackName) && fs.existsSync(drillConfigFile(stackName)) ? drillWorkDir(stackName) : PROJECT_ROOT;
+}
+
+export async function openStack(stackName: string, workDir = stackWorkDir(stackName)): Promise<Stack> {
     try {
         return await LocalWorkspace.selectStack({ stackName, workDir });
     } catch (err) {

@@ -1,71 +1,208 @@
 /**
- * `npm run drill` end to end, as a newcomer runs it: a local clone from the
- * generated sample, the full rollout, rollback and restore, teardown, and the
- * report. Runs on its own stack and backend so it never touches `drill`.
+ * `npm run drill` end to end, as a newcomer runs it: in a fresh `git clone`
+ * of this checkout's current work tree (uncommitted changes included), made
+ * inside a 0700 folder that the `postgres` OS user cannot traverse, with the
+ * clone's own backend, passphrase and port. Checks that the drill, and the
+ * README's by-hand commands, leave every tracked file as it was; that no
+ * stored command names the clone's folder; that the clone's port is picked
+ * once and reused; and that nothing listens on it after a teardown.
+ *
+ * No assertion here reads a duration or the report's table of runbook times:
+ * figures belong to bench/ scripts, never to tests.
  */
+import { execFileSync, spawn } from "node:child_process";
 import * as fs from "node:fs";
+import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
-import { randomBytes } from "node:crypto";
-import { afterAll, describe, expect, it } from "vitest";
-import { LocalWorkspace } from "@pulumi/pulumi/automation";
-import { findFreePort } from "../../lib/postgresCluster";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PROJECT_ROOT } from "./helpers/fixture";
-import { npmRun } from "./helpers/engine";
 import { requireEngine } from "./helpers/requireEngine";
 
-const workDir = fs.mkdtempSync(path.join(os.tmpdir(), "protea-drill-"));
-const stackName = `drill-test-${randomBytes(4).toString("hex")}`;
-const configFile = path.join(PROJECT_ROOT, `Pulumi.${stackName}.yaml`);
-const env = { PULUMI_BACKEND_URL: `file://${path.join(workDir, "backend")}`, PULUMI_CONFIG_PASSPHRASE: "drill-test-passphrase" };
+// mkdtemp makes it 0700: the postgres OS user cannot reach anything below it.
+const parent = fs.mkdtempSync(path.join(os.tmpdir(), "protea-drill-"));
+const clone = path.join(parent, "protea");
+
+function git(cwd: string, ...args: string[]): string {
+    return execFileSync("git", args, { cwd, encoding: "utf8", maxBuffer: 64 * 2 ** 20 });
+}
+
+/** The environment of a shell in the clone: none of this checkout's backend, passphrase or tools. */
+function cloneEnv(): NodeJS.ProcessEnv {
+    const env: NodeJS.ProcessEnv = {};
+    for (const [key, value] of Object.entries(process.env)) {
+        if (["PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE", "INIT_CWD"].includes(key) || key.startsWith("npm_")) continue;
+        env[key] = value;
+    }
+    const ownTools = path.join(PROJECT_ROOT, ".state", "tools", "path");
+    env.PATH = (env.PATH ?? "").split(path.delimiter).filter((dir) => dir !== ownTools).join(path.delimiter);
+    return env;
+}
+
+/** `npm run <script> -- <args>` in the clone, as an operator types it. */
+function npmRun(script: string, args: string[]): Promise<{ code: number; stdout: string; output: string }> {
+    return new Promise((resolve) => {
+        const child = spawn("npm", ["run", "--silent", script, "--", ...args], { cwd: clone, env: cloneEnv(), stdio: ["ignore", "pipe", "pipe"] });
+        let stdout = "";
+        let output = "";
+        child.stdout.on("data", (d) => {
+            stdout += d;
+            output += d;
+        });
+        child.stderr.on("data", (d) => (output += d));
+        child.on("close", (code) => resolve({ code: code ?? 1, stdout, output }));
+    });
+}
+
+/** A fresh clone of the work tree as it is now, staged, with what `npm run setup` would install borrowed from here. */
+function makeClone(): void {
+    git(parent, "clone", "--quiet", PROJECT_ROOT, clone);
+    const files = git(PROJECT_ROOT, "ls-files", "-z", "--cached", "--others", "--exclude-standard").split("\0").filter(Boolean);
+    for (const file of files) {
+        const from = path.join(PROJECT_ROOT, file);
+        const to = path.join(clone, file);
+        if (!fs.existsSync(from)) {
+            fs.rmSync(to, { force: true });
+            continue;
+        }
+        fs.mkdirSync(path.dirname(to), { recursive: true });
+        fs.copyFileSync(from, to);
+        fs.chmodSync(to, fs.statSync(from).mode & 0o777);
+    }
+    // The index holds the work tree: any change the drill makes shows in `git status`.
+    git(clone, "add", "--all");
+
+    // node_modules: a real folder (so .gitignore's `node_modules/` covers it) of links to ours.
+    fs.mkdirSync(path.join(clone, "node_modules"));
+    for (const entry of fs.readdirSync(path.join(PROJECT_ROOT, "node_modules"))) {
+        fs.symlinkSync(path.join(PROJECT_ROOT, "node_modules", entry), path.join(clone, "node_modules", entry));
+    }
+    fs.mkdirSync(path.join(clone, ".state"));
+    for (const dir of ["engine", "venv"]) fs.symlinkSync(path.join(PROJECT_ROOT, ".state", dir), path.join(clone, ".state", dir));
+    // Copied, not linked: the tools find their checkout from where they are.
+    fs.cpSync(path.join(PROJECT_ROOT, ".state", "tools"), path.join(clone, ".state", "tools"), { recursive: true, verbatimSymlinks: true });
+}
+
+function listening(port: number): Promise<boolean> {
+    return new Promise((resolve) => {
+        const socket = net.connect({ host: "127.0.0.1", port });
+        socket.setTimeout(2_000, () => {
+            socket.destroy();
+            resolve(true);
+        });
+        socket.once("connect", () => {
+            socket.destroy();
+            resolve(true);
+        });
+        socket.once("error", () => resolve(false));
+    });
+}
+
+/** Every create/update/delete command stored in the clone's drill stack, by resource name. */
+async function storedCommands(): Promise<{ name: string; command: string }[]> {
+    const exported = await npmRun("pulumi", ["stack", "export", "--stack", "drill"]);
+    expect(exported.code, exported.output).toBe(0);
+    const resources: { type: string; urn: string; inputs?: Record<string, unknown> }[] = JSON.parse(exported.stdout).deployment.resources ?? [];
+    return resources
+        .filter((r) => r.type === "command:local:Command")
+        .flatMap((r) => ["create", "update", "delete"].map((k) => ({ name: r.urn.split("::").pop()!, command: r.inputs?.[k] })))
+        .filter((c): c is { name: string; command: string } => typeof c.command === "string");
+}
+
+function latestReport(): { checks: { name: string; pass: boolean; detail: string }[]; rows: Record<string, number>; backupBytes?: number; steps: { step: string }[] } {
+    const dir = path.join(clone, "drill-reports");
+    const json = fs.readdirSync(dir).filter((f) => /^drill-report-.*\.json$/.test(f)).sort().pop()!;
+    return JSON.parse(fs.readFileSync(path.join(dir, json), "utf8"));
+}
+
+let statusBefore = "";
+
+beforeAll(() => {
+    requireEngine();
+    makeClone();
+    statusBefore = git(clone, "status", "--porcelain");
+}, 120_000);
 
 afterAll(async () => {
-    try {
-        const stack = await LocalWorkspace.selectStack({ stackName, workDir: PROJECT_ROOT }, { envVars: env });
-        await stack.destroy().catch(() => undefined);
-        await stack.workspace.removeStack(stackName, { force: true });
-    } catch {
-        // never created
-    }
-    fs.rmSync(configFile, { force: true });
-    fs.rmSync(workDir, { recursive: true, force: true });
-});
+    // Whatever a failed assertion left running.
+    if (fs.existsSync(path.join(clone, ".state", "drill", "drill"))) await npmRun("pulumi", ["destroy", "--stack", "drill", "--yes", "--skip-preview"]);
+    fs.rmSync(parent, { recursive: true, force: true });
+}, 300_000);
 
-describe("npm run drill", () => {
-    it("rehearses the rollout on a throwaway clone, every check PASS, and leaves nothing running", async () => {
-        requireEngine();
-        fs.mkdirSync(path.join(workDir, "backend"));
-        // The cluster runs as the postgres OS user, which must traverse to its directory.
-        fs.chmodSync(workDir, 0o755);
-        const stateDir = path.join(workDir, "cluster");
-        // The committed drill config, on a free port and with its files in the temp dir.
-        const config = fs
-            .readFileSync(path.join(PROJECT_ROOT, "Pulumi.drill.yaml"), "utf8")
-            .replace(/drill:port: "\d+"/, `drill:port: "${await findFreePort()}"`)
-            .replace(/rollout:backupDir: .*/, `rollout:backupDir: ${path.join(workDir, "backups")}\n  drill:stateDir: ${stateDir}`);
-        fs.writeFileSync(configFile, config);
+describe("npm run drill, on a fresh clone under a folder the postgres OS user cannot traverse", () => {
+    let port = 0;
+    let clusterDir = "";
 
-        const run = await npmRun(PROJECT_ROOT, "drill", ["--stack", stackName, "--with-restore", "--report-dir", path.join(workDir, "reports")], env);
+    it("rehearses the rollout with --keep --with-restore: every check PASS, a picked port, the cluster moved to a reachable place", async () => {
+        expect((fs.statSync(parent).mode & 0o777).toString(8)).toBe("700");
+        const run = await npmRun("drill", ["--keep", "--with-restore"]);
         expect(run.code, run.output).toBe(0);
-        expect(run.output).toMatch(/drill: \[1\/8\] stack/);
+        expect(run.output).toMatch(/drill: \[1\/8\] stack drill/);
 
-        const reports = fs.readdirSync(path.join(workDir, "reports"));
-        expect(reports.filter((f) => /^drill-report-.*\.(md|json)$/.test(f))).toHaveLength(2);
-        const report = JSON.parse(fs.readFileSync(path.join(workDir, "reports", reports.find((f) => f.endsWith(".json"))!), "utf8"));
-        expect(report.checks.length).toBeGreaterThanOrEqual(12);
-        expect(report.checks.filter((c: { pass: boolean }) => !c.pass)).toEqual([]);
+        port = Number(/picked the free port 127\.0\.0\.1:(\d+)/.exec(run.output)?.[1]);
+        expect(port, run.output).toBeGreaterThan(0);
+        clusterDir = /cannot reach \S+: the clone's cluster goes to (\/\S+)/.exec(run.output)?.[1] ?? "";
+        expect(clusterDir, run.output).toMatch(/^\/var\/tmp\/protea-drill-[0-9a-f]{16}$/);
+        expect(fs.existsSync(path.join(clusterDir, "data"))).toBe(true);
+        expect(await listening(port)).toBe(true); // kept
+
+        const report = latestReport();
+        // Every check of a --keep --with-restore drill (no teardown check: the clone is kept).
+        expect(report.checks.map((c) => c.name)).toEqual(expect.arrayContaining([
+            "backup written and verified", "after up: no NULL schema_sha_v2", "second up changes nothing",
+            "after rollback: columns and indexes gone", "after restore: alembic at expected head",
+        ]));
+        expect(report.checks.length).toBeGreaterThanOrEqual(11);
+        expect(report.checks.filter((c) => !c.pass)).toEqual([]);
         expect(report.rows).toEqual({ dataset: 2, reranker_model: 51 });
         expect(report.backupBytes).toBeGreaterThan(0);
-        for (const step of report.steps) expect(step.millis, step.step).toBeGreaterThan(0);
-        expect(report.steps.find((s: { step: string }) => s.step.startsWith("alembic upgrade")).runbook).toBe("2.85s");
-        const markdown = fs.readFileSync(path.join(workDir, "reports", reports.find((f) => f.endsWith(".md"))!), "utf8");
+        expect(report.steps.map((s) => s.step)).toContain("alembic downgrade to the expected head");
+        const markdown = fs.readFileSync(path.join(clone, "drill-reports", fs.readdirSync(path.join(clone, "drill-reports")).find((f) => f.endsWith(".md"))!), "utf8");
         expect(markdown).toContain("| alembic downgrade to the expected head |");
         expect(markdown).toContain("Checks: ");
 
-        // Nothing left behind: no cluster directory, no server on the clone's port.
-        expect(fs.existsSync(stateDir)).toBe(false);
-        const stack = await LocalWorkspace.selectStack({ stackName, workDir: PROJECT_ROOT }, { envVars: env });
-        const resources = (await stack.exportStack()).deployment.resources ?? [];
-        expect(resources.filter((r: { type: string }) => r.type !== "pulumi:pulumi:Stack")).toEqual([]);
+        // The generated secrets and port live in .state, never in the tracked template.
+        const working = fs.readFileSync(path.join(clone, ".state", "drill", "drill", "Pulumi.drill.yaml"), "utf8");
+        expect(working).toMatch(/encryptionsalt: /);
+        expect(working).toMatch(/drill:password:\s+secure: /);
+        expect(working).toMatch(new RegExp(`drill:port: ['"]?${port}['"]?\n`));
+        expect(git(clone, "status", "--porcelain")).toBe(statusBefore);
+    });
+
+    it("stores no command that names the clone's folder; the README's by-hand up and destroy work and stop the clone", async () => {
+        expect(port, "the first drill did not run").toBeGreaterThan(0);
+        const up = await npmRun("pulumi", ["up", "--stack", "drill", "--yes", "--skip-preview"]);
+        expect(up.code, up.output).toBe(0);
+        const commands = await storedCommands();
+        const names = new Set(commands.map((c) => c.name));
+        for (const name of ["drill-cluster", "drill-load", "preflight-gate", "backup-dump", "migration-upgrade", "backfill-apply", "verification-gate"]) expect(names).toContain(name);
+        const start = commands.find((c) => c.name === "drill-cluster")!.command;
+        expect(start).toMatch(/drill-db(\.js)? start --state-dir \.state\/drill\/drill\/cluster --relocatable --port \d+$/);
+        for (const { name, command } of commands) {
+            expect(command, name).not.toContain(clone);
+            expect(command, name).not.toContain(fs.realpathSync(clone));
+            expect(command, name).not.toContain(PROJECT_ROOT);
+        }
+
+        const destroy = await npmRun("pulumi", ["destroy", "--stack", "drill", "--yes", "--skip-preview"]);
+        expect(destroy.code, destroy.output).toBe(0);
+        expect(await listening(port)).toBe(false);
+        expect(fs.existsSync(clusterDir)).toBe(false);
+        expect(git(clone, "status", "--porcelain")).toBe(statusBefore);
+    });
+
+    it("a second drill reuses the kept port, tears the clone down, and nothing listens on its port afterwards", async () => {
+        expect(port, "the first drill did not run").toBeGreaterThan(0);
+        const run = await npmRun("drill", []);
+        expect(run.code, run.output).toBe(0);
+        expect(run.output).not.toMatch(/picked the free port/);
+        expect(run.output).toContain(`on 127.0.0.1:${port}`);
+        const report = latestReport();
+        expect(report.checks.filter((c) => !c.pass)).toEqual([]);
+        expect(report.checks.find((c) => c.name === "clone removed")?.detail).toContain(`nothing listens on 127.0.0.1:${port}`);
+
+        expect(await listening(port)).toBe(false);
+        expect(fs.existsSync(clusterDir)).toBe(false);
+        expect(git(clone, "status", "--porcelain")).toBe(statusBefore);
     });
 });

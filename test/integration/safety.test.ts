@@ -293,4 +293,89 @@ describe("a bad backup folder", () => {
     }
 });
 
+/**
+ * Starts `pulumi up` with the CLI, as an operator does, and SIGKILLs the CLI
+ * alone once `moment` (SQL returning a row) holds: its language host,
+ * program and provider are left behind, as after a lost terminal.
+ */
+async function killUpWhen(s: TestStack, moment: string, meanwhile: (watcher: Client) => Promise<void> = async () => undefined): Promise<void> {
+    const cli = spawn("pulumi", ["up", "--yes", "--skip-preview", "--non-interactive", "--stack", s.stack.name], { cwd: PROJECT_ROOT, env: { ...process.env, ...s.env }, stdio: "ignore" });
+    const watcher = new Client(cluster().clientConfig);
+    await watcher.connect();
+    try {
+        for (let i = 0; i < 6000; i++) {
+            await meanwhile(watcher);
+            if ((await watcher.query(moment)).rowCount) {
+                cli.kill("SIGKILL");
+                return;
+            }
+            if (cli.exitCode !== null) throw new Error(`pulumi up ended (exit ${cli.exitCode}) before the moment came: ${moment}`);
+            await new Promise((r) => setTimeout(r, 20));
+        }
+        throw new Error(`the moment never came: ${moment}`);
+    } finally {
+        await watcher.end();
+    }
+}
+
+const orphansOf = async (stackName: string) => {
+    const { findOrphanedEngineProcesses } = await import("../../lib/interruptedRun");
+    return findOrphanedEngineProcesses(PROJECT_ROOT).filter((p) => p.stack === null || p.stack === stackName);
+};
+
+describe("an up killed part-way, then `npm run recover`", () => {
+    const others = "SELECT 1 FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND ";
+    const cases = [
+        { when: "during pg_dump", moment: `${others} application_name = 'pg_dump' AND state = 'active'` },
+        { when: "during alembic upgrade", moment: `${others} wait_event_type = 'Lock' AND query ILIKE 'ALTER TABLE%'`, block: "LOCK TABLE dataset IN ACCESS SHARE MODE" },
+        {
+            when: "mid-backfill",
+            moment: `${others} wait_event_type = 'Lock' AND query ILIKE '%UPDATE reranker_model%'`,
+            // Once the migration has committed, one row the backfill will reach is held, so it stops there.
+            blockOnceColumnsExist: "SELECT 1 FROM reranker_model WHERE id = (SELECT max(id) FROM reranker_model) FOR UPDATE",
+        },
+    ] as { when: string; moment: string; block?: string; blockOnceColumnsExist?: string }[];
+    for (const c of cases) {
+        it(`${c.when}: recover ends the orphans, clears the lock, and the next up converges with nothing lost`, async () => {
+            const s = await createStack({ lockTimeout: "60s", batchSize: "50" });
+            const bulkBefore = (await snapshot()).rowChecksums.bulk;
+            const rows = { dataset: await countRows(cluster().clientConfig, "dataset"), models: await countRows(cluster().clientConfig, "reranker_model") };
+            const blocker = new Client(cluster().clientConfig);
+            await blocker.connect();
+            try {
+                if (c.block) await blocker.query(`BEGIN; ${c.block}`);
+                let blocking = false;
+                await killUpWhen(s, c.moment, async (watcher) => {
+                    if (!c.blockOnceColumnsExist || blocking) return;
+                    const migrated = await watcher.query("SELECT 1 FROM information_schema.columns WHERE table_name = 'reranker_model' AND column_name = 'schema_sha_v2'");
+                    if (migrated.rowCount) {
+                        await blocker.query(`BEGIN; ${c.blockOnceColumnsExist}`);
+                        blocking = true;
+                    }
+                });
+            } finally {
+                await blocker.query("ROLLBACK").catch(() => undefined);
+                await blocker.end();
+            }
+            const blocked = await failureOf(s.stack.up());
+            expect(blocked).toMatch(/currently locked|locked by/);
+
+            const recover = await npmRun("recover", ["--stack", s.stack.name], s.env);
+            expect(recover.code, recover.output).toBe(0);
+            expect(recover.output).toContain("cleared the stale lock");
+            expect(await orphansOf(s.stack.name)).toEqual([]);
+            expect(filesIn(s.backupDir).filter((f) => f.endsWith(".partial"))).toEqual([]);
+
+            const up = await s.stack.up();
+            expect(up.summary.result).toBe("succeeded");
+            expect(await countRows(cluster().clientConfig, "dataset", "schema_sha_v2 IS NULL")).toBe(0);
+            expect(await countRows(cluster().clientConfig, "reranker_model", "schema_sha_v2 IS NULL")).toBe(0);
+            expect(await countRows(cluster().clientConfig, "dataset")).toBe(rows.dataset);
+            expect(await countRows(cluster().clientConfig, "reranker_model")).toBe(rows.models);
+            expect((await snapshot()).rowChecksums.bulk).toBe(bulkBefore);
+            await rollBack(s);
+        });
+    }
+});
+
 void T16_REVISION;

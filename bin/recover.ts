@@ -1,0 +1,147 @@
+/**
+ * `npm run recover -- --stack <name>`: the way back after a run that was
+ * interrupted (a killed `pulumi up`, rollback or restore) or a database that
+ * was changed outside the stack. In this order:
+ *   1. ends the orphaned engine processes of this project's interrupted runs
+ *      (language host, program, providers and the steps they ran), so nothing
+ *      writes after the lock is gone;
+ *   2. clears the stack's lock when the CLI that held it no longer runs;
+ *   3. compares the database with the state, and makes the state match it:
+ *      a migration the state records but the database lacks is forgotten; a
+ *      migration an interrupted create committed is downgraded with the
+ *      command the state recorded for it (under the rollout lock, gated);
+ *      pending operations are dropped;
+ *   4. resumes writers an interrupted run left paused, and removes dumps that
+ *      were never finished (`.partial`).
+ * It says what it found and did; the next `pulumi up` (or the rollback) then
+ * starts from a state that tells the truth.
+ */
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { parseFlags } from "../lib/cliFlags";
+import { connect } from "../lib/database";
+
+import { clearStaleLock, describeProcess, endProcesses, findOrphanedEngineProcesses, findStackLock, pendingOperations, withoutPendingOperations } from "../lib/interruptedRun";
+import { describeHolder, lockHolders } from "../lib/rolloutLock";
+import { observePhase, RolloutPhase } from "../lib/rolloutPhase";
+import { forgetMigration, openStack, PROJECT_ROOT, stackConfig } from "../lib/stack";
+
+const USAGE = `usage: npm run recover -- --stack <name>
+
+Brings a stack back after an interrupted run (a killed pulumi up, rollback or
+restore) or an out-of-band change to its database: ends the run's orphaned
+processes, clears its stale lock, makes the state match the database, resumes
+writers left paused, and says what it did.`;
+
+const say = (line: string) => process.stdout.write(`recover: ${line}\n`);
+
+interface PendingResource {
+    type: string;
+    resource: { urn: string; type: string; inputs?: { delete?: string; environment?: Record<string, string> } };
+}
+
+const nameOf = (urn: string) => urn.split("::").pop() ?? urn;
+
+/** A value from `stack export --show-secrets`: secrets come wrapped, their plaintext JSON-encoded. */
+function unwrapSecret<T>(value: unknown): T {
+    const wrapped = value as { plaintext?: string } | undefined;
+    return (wrapped && typeof wrapped === "object" && typeof wrapped.plaintext === "string" ? JSON.parse(wrapped.plaintext) : value) as T;
+}
+
+async function main(): Promise<void> {
+    const flags = parseFlags(process.argv.slice(2), { stack: "value" }, USAGE);
+    if (typeof flags.stack !== "string") throw new Error(`--stack is required\n\n${USAGE}`);
+    const stackName = flags.stack;
+    const stack = await openStack(stackName);
+    const { rollout: config } = await stackConfig(stack);
+    const project = (await stack.workspace.projectSettings()).name;
+    let interrupted = false;
+
+    // 1. Orphaned processes first: a half-dead run must not write after its lock is gone.
+    const orphans = findOrphanedEngineProcesses(PROJECT_ROOT).filter((p) => p.stack === null || p.stack === stackName);
+    if (orphans.length > 0) {
+        interrupted = true;
+        say(`${orphans.length} orphaned process(es) of an interrupted run: ${orphans.map(describeProcess).join("; ")}`);
+        for (const ended of await endProcesses(orphans.map((p) => ({ pid: p.pid, startTicks: p.startTicks })), 5000)) {
+            say(`  pid ${ended.pid}: ${ended.outcome}`);
+        }
+    } else {
+        say("no orphaned engine process");
+    }
+
+    // 2. The stack's lock.
+    const backendUrl = process.env.PULUMI_BACKEND_URL ?? "";
+    const report = findStackLock(backendUrl, project, stackName);
+    if (!report.inspectable) {
+        say(`the backend's lock cannot be inspected here (${report.reason})`);
+    } else {
+        for (const lock of report.locks) {
+            if (lock.holder.state === "alive") throw new Error(`a pulumi run of stack ${stackName} is still running (${lock.holder.detail}); let it finish or stop it, then run recover again; nothing changed`);
+            clearStaleLock(lock);
+            interrupted = true;
+            say(`cleared the stale lock of stack ${stackName} (${lock.holder.detail})`);
+        }
+        if (report.locks.length === 0) say(`stack ${stackName} is not locked`);
+    }
+
+    // 3. The database against the state.
+    const client = await connect(config.database, "protea-rollout-recover");
+    let phase: RolloutPhase;
+    try {
+        phase = await observePhase(client, config.newColumns);
+        for (const holder of await lockHolders(client)) say(`the database's rollout lock is held: ${describeHolder(holder)}`);
+    } finally {
+        await client.end();
+    }
+    say(`database: ${phase === "pending" ? "the migration is not applied" : phase === "partial" ? "the new columns and indexes are partly there" : "the migration is applied"}${phase === "incomplete" ? ", the backfill is not finished" : ""}`);
+
+    const exported = await stack.exportStack();
+    const pending = (exported.deployment?.pending_operations ?? []) as PendingResource[];
+    for (const op of pendingOperations(exported)) say(`pending operation of the interrupted run: ${op.type} ${nameOf(op.urn)}`);
+    const migrationCreate = pending.find((op) => op.type === "creating" && op.resource.type === "command:local:Command" && nameOf(op.resource.urn).endsWith("-upgrade"));
+    if (pending.length > 0) {
+        interrupted = true;
+        await stack.importStack(withoutPendingOperations(exported));
+        say("dropped the pending operations from the state");
+    }
+    if (migrationCreate && phase !== "pending") {
+        // The interrupted run's upgrade committed, but the state never recorded it: take it back with the
+        // downgrade the state holds for it (gated and under the rollout lock), so the state is true again.
+        const downgrade = unwrapSecret<string | undefined>(migrationCreate.resource.inputs?.delete);
+        const environment = unwrapSecret<Record<string, string> | undefined>(migrationCreate.resource.inputs?.environment);
+        if (!downgrade) throw new Error(`the interrupted ${nameOf(migrationCreate.resource.urn)} has no recorded downgrade; roll it back by hand`);
+        say(`the interrupted run's upgrade had committed; downgrading it so the database matches the state`);
+        const result = spawnSync("/bin/sh", ["-c", downgrade], { cwd: PROJECT_ROOT, env: { ...process.env, ...environment }, stdio: ["ignore", "inherit", "inherit"] });
+        if (result.status !== 0) throw new Error(`the downgrade failed (exit ${result.status}); the database still has the migration; see above`);
+        phase = "pending";
+    }
+    const migrationInState = (exported.deployment?.resources ?? []).some((r: { type: string }) => r.type === "protea:rollout:Migration");
+    if (migrationInState && phase === "pending") {
+        await forgetMigration(stack, say);
+        say("the state held a migration the database does not have: forgotten; the next `pulumi up` applies it again behind a fresh backup");
+    }
+
+    // 4. Writers and unfinished dumps.
+    const names = (exported.deployment?.resources ?? []).map((r: { urn: string }) => nameOf(r.urn));
+    const paused = names.includes("quiesce-pause") || pending.some((op) => nameOf(op.resource.urn) === "quiesce-pause");
+    if (config.pauseWriters && config.resumeWriters && paused && (interrupted || !names.includes("resume-writers"))) {
+        say(`resuming the writers the interrupted run may have left paused: ${config.resumeWriters}`);
+        const resumed = spawnSync("/bin/sh", ["-c", config.resumeWriters], { cwd: PROJECT_ROOT, stdio: ["ignore", "inherit", "inherit"] });
+        if (resumed.status !== 0) say(`!!! resuming the writers FAILED (exit ${resumed.status}): run it by hand: ${config.resumeWriters}`);
+    }
+    if (fs.existsSync(config.backupDir)) {
+        for (const file of fs.readdirSync(config.backupDir).filter((f) => f.endsWith(".dump.partial"))) {
+            fs.rmSync(path.join(config.backupDir, file));
+            say(`removed ${file}: a dump that was never finished is never a backup`);
+        }
+    }
+
+
+    say(`done: \`npm run pulumi -- up --stack ${stackName}\` continues the rollout; \`npm run rollback -- --stack ${stackName}\` rolls it back`);
+}
+
+main().catch((err: Error) => {
+    process.stderr.write(`recover: ${err.message}\n`);
+    process.exit(1);
+});
