@@ -60,6 +60,6 @@ export = async () => {
             backfillApply: rollout.backfill.applyMillis,
         },
         /** The dry run: read-only probes, in preview only (components/previewReport.ts). */
-        dryRun: previewReport(config, pulumi.secret(dbUrl)),
+        dryRun: previewReport(config, pulumi.secret(dbUrl), rollout.migration.upgradeMillis),
     };
 };

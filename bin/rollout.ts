@@ -17,7 +17,7 @@ import { runAppCommand, scrub, secretForms } from "../lib/appCommand";
 import { parseBackfillSummary } from "../lib/backfillSummary";
 import { checkBackupDir, earlierBackups, takeBackup, utcStamp } from "../lib/backup";
 import { NewColumn, parseDuration, PgAccess, resolveSetting } from "../lib/config";
-import { databaseFromEnvironment, withDatabase } from "../lib/database";
+import { completeDatabaseUrlFromPasswordFile, databaseFromEnvironment, withDatabase } from "../lib/database";
 import { runProbes } from "../lib/probes";
 import { stopAllChildren } from "../lib/processes";
 import { PROJECT_ROOT } from "../lib/projectRoot";
@@ -403,6 +403,14 @@ async function main(argv: string[]): Promise<number> {
         return 2;
     }
     const { values } = parseArgs({ args: rest, options: OPTIONS });
+    completeDatabaseUrlFromPasswordFile();
+    // Every subcommand is bounded; steps that run children also stop them at their own timeout.
+    const limit = timeoutMs(values);
+    setTimeout(() => {
+        say(`rollout ${name}: past its timeout of ${Math.round(limit / 1000)} s (rollout:stepTimeout); stopping`);
+        stopAllChildren("SIGKILL");
+        process.exit(1);
+    }, limit + 30_000).unref();
     await command(values);
     return 0;
 }

@@ -3,6 +3,7 @@ import * as command from "@pulumi/command";
 import type { RolloutConfig } from "../lib/config";
 import { formatProbeReport, parseProbeReport, ProbeReport, redactReport, secretsOf } from "../lib/probeReport";
 import { rolloutCommand } from "../lib/rolloutCli";
+import { commandEnvironment } from "./rolloutGraph";
 
 /** The dry run as a stack output: every probe's fact (or why it failed) and the preview's warnings. */
 export interface DryRun extends ProbeReport {
@@ -36,20 +37,23 @@ export function probeCommand(config: RolloutConfig): string {
  * and the output is absent after an update); nothing it runs writes (see
  * lib/probes.ts). `dbUrl` reaches the probe only in its environment.
  */
-export function previewReport(config: RolloutConfig, dbUrl: pulumi.Input<string>): pulumi.Output<DryRun> | undefined {
+export function previewReport(config: RolloutConfig, dbUrl: pulumi.Input<string>, migrationResult?: pulumi.Output<unknown>): pulumi.Output<DryRun> | undefined {
     if (!pulumi.runtime.isDryRun()) return undefined;
     const url = pulumi.secret(dbUrl);
     const probe = command.local.runOutput({
         command: probeCommand(config),
-        environment: url.apply((u) => ({ PROTEA_DB_URL: u })),
+        environment: url.apply((u) => commandEnvironment(config, u)),
         // Progress lines only; the report line is parsed, not shown.
         logging: "stderr",
     });
     // The probe scrubs the URL and its password from what it prints; scrubbing
     // again here, where the secret is known, is what makes unsecret safe.
     const report = pulumi.all([probe.stdout, probe.stderr, url]).apply(([stdout, stderr, secret]) => redactReport(parseProbeReport(stdout, stderr), secretsOf(secret)));
-    return pulumi.unsecret(report).apply((facts) => {
-        const lines = formatProbeReport(facts);
+    // In a preview, a command's output is known only when this stack's state holds it unchanged
+    // (a command to create or update has unknown output, with upstream's provider too).
+    const holds = migrationResult ? pulumi.output((migrationResult as unknown as { isKnown: Promise<boolean> }).isKnown) : pulumi.output(false);
+    return pulumi.all([pulumi.unsecret(report), holds]).apply(([facts, stackHoldsMigration]) => {
+        const lines = formatProbeReport(facts, { stackHoldsMigration });
         const stack = pulumi.runtime.getStackResource();
         for (const line of lines) {
             if (line.level === "warn") pulumi.log.warn(line.text, stack);

@@ -1,6 +1,12 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { RolloutConfig } from "../lib/config";
 import type { PhaseReruns } from "../lib/rolloutPhase";
+import { PASSWORD_FILE_VARIABLE } from "../lib/database";
+
+/** What every database step gets: the URL, and where its password is when it is not in the URL. */
+export function commandEnvironment(config: RolloutConfig, url: string): Record<string, string> {
+    return { PROTEA_DB_URL: url, ...(config.dbPasswordFile ? { [PASSWORD_FILE_VARIABLE]: config.dbPasswordFile } : {}) };
+}
 import { Backfill } from "./backfill";
 import { Backup } from "./backup";
 import { Migration } from "./migration";
@@ -39,7 +45,7 @@ export function createRollout(
     const timeout = config.stepTimeout;
     // Steps after the pause resume the writers if they fail.
     const resume = { resumeWriters: config.pauseWriters ? config.resumeWriters : undefined, resumeOnFailure: config.resumeOnFailure };
-    const environment = pulumi.secret(pulumi.output(dbUrl).apply((url) => ({ PROTEA_DB_URL: url })));
+    const environment = pulumi.secret(pulumi.output(dbUrl).apply((url) => commandEnvironment(config, url)));
     // Each step waits for every step before it, not only the previous one: a
     // step without commands (Quiesce with nothing to pause) must not let the
     // next one start early.

@@ -49,6 +49,11 @@ export interface RolloutConfig {
     paritySample: number;
     restoreJobs: number;
     protect: boolean;
+    /**
+     * rollout:dbPasswordFile as configured: the password is read from it at
+     * run time by every command, so neither state nor engine logs hold it.
+     */
+    dbPasswordFile?: string;
 }
 
 export const DEFAULT_NEW_COLUMNS: NewColumn[] = [
@@ -208,7 +213,11 @@ export function parseRolloutConfig(raw: RawConfig, home = os.homedir(), baseDir 
         paritySample: integer("paritySample", 10, 1, 10_000),
         restoreJobs: integer("restoreJobs", 2, 1, 64),
         protect: flag("protect", true),
+        dbPasswordFile: raw.dbPasswordFile || undefined,
     };
+    if (config.dbPasswordFile && database.password !== undefined) {
+        problems.push("rollout:dbUrl holds a password, but rollout:dbPasswordFile is set: remove the password from the URL (`pulumi config set --secret rollout:dbUrl 'postgresql+psycopg://USER@HOST:PORT/DB'`)");
+    }
     if (problems.length > 0) throw new RolloutConfigError(problems);
     return config;
 }
@@ -243,5 +252,5 @@ function parseNewColumns(value: string, problems: string[]): NewColumn[] {
 export const CONFIG_KEYS = [
     "appDir", "alembic", "backfill", "expectedHead", "targetRevision", "dbUrl", "pgAccess",
     "container", "dbUser", "dbName", "backupDir", "backupLabel", "batchSize", "forceBackfill",
-    "newColumns", "pauseWriters", "resumeWriters", "lockTimeout", "stepTimeout", "resumeOnFailure", "paritySample", "restoreJobs", "protect",
+    "newColumns", "pauseWriters", "resumeWriters", "lockTimeout", "stepTimeout", "resumeOnFailure", "paritySample", "restoreJobs", "protect", "dbPasswordFile",
 ] as const;

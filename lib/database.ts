@@ -2,8 +2,46 @@
  * Connections for gates and probes. The URL comes from the environment
  * (PROTEA_DB_URL, as the application gets it), never from an argument.
  */
+import * as fs from "node:fs";
 import { Client } from "pg";
-import { parseDatabaseUrl, LibpqSettings } from "./databaseUrl";
+import { resolveSetting } from "./config";
+import { parseDatabaseUrl, LibpqSettings, pgSsl } from "./databaseUrl";
+import { PROJECT_ROOT } from "./projectRoot";
+
+/** The variable that carries rollout:dbPasswordFile (as configured) to the commands. */
+export const PASSWORD_FILE_VARIABLE = "PROTEA_DB_PASSWORD_FILE";
+
+/**
+ * Reads rollout:dbPasswordFile (resolved against this checkout). Like libpq's
+ * .pgpass, a file others can read is refused.
+ */
+export function readPasswordFile(setting: string): string {
+    const file = resolveSetting(setting, PROJECT_ROOT);
+    let stat: fs.Stats;
+    try {
+        stat = fs.statSync(file);
+    } catch {
+        throw new Error(`rollout:dbPasswordFile: ${file} does not exist`);
+    }
+    if ((stat.mode & 0o077) !== 0) throw new Error(`rollout:dbPasswordFile: ${file} is readable by others (mode ${(stat.mode & 0o777).toString(8)}): chmod 600 it`);
+    const password = fs.readFileSync(file, "utf8").replace(/\r?\n$/, "");
+    if (!password) throw new Error(`rollout:dbPasswordFile: ${file} is empty`);
+    return password;
+}
+
+/**
+ * With rollout:dbPasswordFile, the URL in PROTEA_DB_URL has no password: put
+ * the file's into it for this process and the children it starts (alembic,
+ * the backfill), which take the URL as it is.
+ */
+export function completeDatabaseUrlFromPasswordFile(env: NodeJS.ProcessEnv = process.env): void {
+    const setting = env[PASSWORD_FILE_VARIABLE];
+    const url = env.PROTEA_DB_URL;
+    if (!setting || !url) return;
+    // user@ -> user:<password>@ in the authority, whatever follows (a socket URL has no host).
+    const password = encodeURIComponent(readPasswordFile(setting));
+    env.PROTEA_DB_URL = url.replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/)([^:@/?#]+)@/, `$1$2:${password}@`);
+}
 
 export function databaseFromEnvironment(env: NodeJS.ProcessEnv = process.env): LibpqSettings {
     const url = env.PROTEA_DB_URL;
@@ -23,6 +61,8 @@ export async function connect(settings: LibpqSettings, applicationName = "protea
         database: settings.database,
         application_name: applicationName,
         connectionTimeoutMillis: 10_000,
+        ssl: pgSsl(settings),
+        ...(settings.params?.options ? { options: settings.params.options } : {}),
     });
     try {
         await client.connect();

@@ -1,16 +1,25 @@
 /**
  * The application takes a SQLAlchemy URL (`postgresql+psycopg://…`) in
  * PROTEA_DB_URL; client tools and `pg` take libpq settings. Both come from the
- * one secret `rollout:dbUrl`, and the password only ever travels in
- * environment variables.
+ * one secret `rollout:dbUrl`, parsed by the pg project's own parser
+ * (pg-connection-string), and every parameter libpq knows reaches every
+ * client: `?host=/var/run/postgresql` (a Unix socket), `sslmode`, `options`,
+ * … as libpq environment variables for the client tools, as settings for
+ * `pg`, and unchanged in the URL the application gets. The password only
+ * ever travels in environment variables, or stays in rollout:dbPasswordFile.
  */
+import * as fs from "node:fs";
+import { parse } from "pg-connection-string";
 
 export interface LibpqSettings {
+    /** A host name or address, or a Unix-socket directory (starts with "/"). */
     host: string;
     port: number;
     user: string;
     password?: string;
     database: string;
+    /** The URL's other libpq parameters (sslmode, options, …), as written. */
+    params?: Record<string, string>;
 }
 
 export class DatabaseUrlError extends Error {
@@ -22,32 +31,58 @@ export class DatabaseUrlError extends Error {
 
 const ACCEPTED_SCHEMES = ["postgresql", "postgres", "postgresql+psycopg", "postgresql+psycopg2", "postgresql+asyncpg"];
 
+/** libpq parameters and the environment variables that carry them to client tools. */
+const LIBPQ_ENVIRONMENT: Record<string, string> = {
+    sslmode: "PGSSLMODE",
+    sslrootcert: "PGSSLROOTCERT",
+    sslcert: "PGSSLCERT",
+    sslkey: "PGSSLKEY",
+    sslcrl: "PGSSLCRL",
+    sslnegotiation: "PGSSLNEGOTIATION",
+    gssencmode: "PGGSSENCMODE",
+    channel_binding: "PGCHANNELBINDING",
+    options: "PGOPTIONS",
+    application_name: "PGAPPNAME",
+    connect_timeout: "PGCONNECT_TIMEOUT",
+    target_session_attrs: "PGTARGETSESSIONATTRS",
+    client_encoding: "PGCLIENTENCODING",
+};
+const IN_SETTINGS = ["host", "hostaddr", "port", "user", "password", "dbname"];
+
 /** Parses a SQLAlchemy or libpq URL; the error never repeats the URL (it holds a password). */
 export function parseDatabaseUrl(url: string): LibpqSettings {
-    let parsed: URL;
+    const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(url)?.[1];
+    if (!scheme) throw new DatabaseUrlError("is not a URL");
+    if (!ACCEPTED_SCHEMES.includes(scheme)) throw new DatabaseUrlError(`scheme "${scheme}" is not a PostgreSQL URL; use postgresql+psycopg://`);
+    const libpqUrl = `postgresql${url.slice(scheme.length)}`;
+    let parsed: ReturnType<typeof parse>;
+    let query: URLSearchParams;
     try {
-        parsed = new URL(url);
+        parsed = parse(libpqUrl);
+        // Not `new URL`: it refuses credentials without a host, as in a Unix-socket URL.
+        query = new URLSearchParams(libpqUrl.split("#")[0].split("?")[1] ?? "");
     } catch {
         throw new DatabaseUrlError("is not a URL");
     }
-    const scheme = parsed.protocol.replace(/:$/, "");
-    if (!ACCEPTED_SCHEMES.includes(scheme)) {
-        throw new DatabaseUrlError(`scheme "${scheme}" is not a PostgreSQL URL; use postgresql+psycopg://`);
-    }
-    const database = decodeURIComponent(parsed.pathname.replace(/^\//, ""));
-    if (!parsed.hostname) throw new DatabaseUrlError("has no host");
-    if (!parsed.username) throw new DatabaseUrlError("has no user");
-    if (!database) throw new DatabaseUrlError("has no database name");
+    const host = parsed.host ?? "";
+    if (!host) throw new DatabaseUrlError("has no host (a name, an address, or ?host=/path/to/socket/dir)");
+    if (!parsed.user) throw new DatabaseUrlError("has no user");
+    if (!parsed.database) throw new DatabaseUrlError("has no database name");
+    const params: Record<string, string> = {};
+    for (const [key, value] of query) if (!IN_SETTINGS.includes(key)) params[key] = value;
+    const port = Number(query.get("port") || parsed.port || 5432);
+    if (!Number.isInteger(port) || port < 1 || port > 65535) throw new DatabaseUrlError("has an invalid port");
     return {
-        host: parsed.hostname.replace(/^\[|\]$/g, ""),
-        port: parsed.port ? Number(parsed.port) : 5432,
-        user: decodeURIComponent(parsed.username),
-        password: parsed.password ? decodeURIComponent(parsed.password) : undefined,
-        database,
+        host,
+        port,
+        user: parsed.user,
+        password: parsed.password || undefined,
+        database: parsed.database,
+        ...(Object.keys(params).length > 0 ? { params } : {}),
     };
 }
 
-/** The libpq environment (PGHOST, PGPASSWORD, …) for client tools and `pg`. */
+/** The libpq environment (PGHOST, PGPASSWORD, PGSSLMODE, …) for client tools. */
 export function libpqEnvironment(settings: LibpqSettings): Record<string, string> {
     const env: Record<string, string> = {
         PGHOST: settings.host,
@@ -55,13 +90,34 @@ export function libpqEnvironment(settings: LibpqSettings): Record<string, string
         PGUSER: settings.user,
         PGDATABASE: settings.database,
     };
+    for (const [key, value] of Object.entries(settings.params ?? {})) {
+        if (LIBPQ_ENVIRONMENT[key]) env[LIBPQ_ENVIRONMENT[key]] = value;
+    }
     if (settings.password !== undefined) env.PGPASSWORD = settings.password;
     return env;
 }
 
-/** The same database as a SQLAlchemy psycopg URL, as the application expects. */
+/** `pg`'s ssl setting for the URL's sslmode, as libpq reads it (prefer: pg has no fallback, so plain). */
+export function pgSsl(settings: LibpqSettings): boolean | { rejectUnauthorized: boolean; ca?: string } {
+    const mode = settings.params?.sslmode ?? "prefer";
+    if (mode === "disable" || mode === "allow" || mode === "prefer") return false;
+    const ca = settings.params?.sslrootcert ? fs.readFileSync(settings.params.sslrootcert, "utf8") : undefined;
+    // require checks nothing about the certificate; verify-ca/verify-full check it.
+    return { rejectUnauthorized: mode === "verify-ca" || mode === "verify-full", ...(ca ? { ca } : {}) };
+}
+
+/** The same database as a SQLAlchemy psycopg URL, as the application expects, with every parameter kept. */
 export function sqlalchemyUrl(settings: LibpqSettings): string {
     const auth = encodeURIComponent(settings.user) + (settings.password !== undefined ? `:${encodeURIComponent(settings.password)}` : "");
-    const host = settings.host.includes(":") ? `[${settings.host}]` : settings.host;
-    return `postgresql+psycopg://${auth}@${host}:${settings.port}/${encodeURIComponent(settings.database)}`;
+    const query = new URLSearchParams(settings.params ?? {});
+    let where: string;
+    if (settings.host.startsWith("/")) {
+        query.set("host", settings.host);
+        query.set("port", String(settings.port));
+        where = "";
+    } else {
+        where = `${settings.host.includes(":") ? `[${settings.host}]` : settings.host}:${settings.port}`;
+    }
+    const rest = query.toString();
+    return `postgresql+psycopg://${auth}@${where}/${encodeURIComponent(settings.database)}${rest ? `?${rest}` : ""}`;
 }

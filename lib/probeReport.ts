@@ -165,7 +165,7 @@ const revisionsText = (revs: string[]) => (revs.length === 0 ? "(none)" : revs.j
  * pending SQL and its lock-safety reading, the backfill. Failed probes and
  * anything that would stop or hurt the rollout are warnings.
  */
-export function formatProbeReport(report: ProbeReport): ReportLine[] {
+export function formatProbeReport(report: ProbeReport, context: { stackHoldsMigration?: boolean } = {}): ReportLine[] {
     const lines: ReportLine[] = [];
     const info = (text: string) => lines.push({ level: "info", text: `dry run: ${text}` });
     const warn = (text: string) => lines.push({ level: "warn", text: `dry run: ${text}` });
@@ -193,6 +193,7 @@ export function formatProbeReport(report: ProbeReport): ReportLine[] {
     const gate = report.preflightGate;
     if (gate.ok) {
         if (gate.value.ok) info(`the preflight gate would pass: ${gate.value.message}`);
+        else if (gate.value.alreadyAtTarget && context.stackHoldsMigration) info("the migration is applied, by this stack: alembic current is the target revision");
         else warn(`the update would stop here: ${gate.value.message}`);
     } else failure("preflight gate", gate);
 
@@ -210,7 +211,7 @@ export function formatProbeReport(report: ProbeReport): ReportLine[] {
     const backfill = report.backfill;
     if (backfill.ok) {
         const tables = Object.entries(backfill.value.tables).map(([table, t]) => `${table} ${t.wouldUpdate} rows (${t.skipped} skipped)`);
-        const source = backfill.value.source === "row counts" ? "the new columns do not exist yet, so every row" : "backfill --dry-run";
+        const source = backfill.value.source === "row counts" ? "the new columns do not exist yet, so every row" : "its --dry-run succeeded; NULL counts from the database";
         info(`backfill would write: ${tables.join(", ")} (${source})`);
     } else failure("backfill", backfill);
     return lines;

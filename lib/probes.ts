@@ -22,7 +22,7 @@ import type { LockSafetyReport, RowEstimate } from "./lockSafety";
 import type { BackfillPreview, BackfillTablePreview, BackupSpace, DatabaseFacts, GateVerdict, PendingSql, Probe, ProbeReport } from "./probeReport";
 import { redactReport, secretsOf } from "./probeReport";
 import { runShell, tail } from "./processes";
-import { ColumnState, columnStates } from "./schemaChecks";
+import { ColumnState, columnStates, nullCounts } from "./schemaChecks";
 import { inDirectory, quote } from "./shell";
 
 export interface ProbeOptions {
@@ -176,14 +176,17 @@ async function pendingMigrationSql(options: ProbeOptions, env: NodeJS.ProcessEnv
     return { range, sql: result.stdout.trim() };
 }
 
-async function backfillDryRun(options: ProbeOptions, env: NodeJS.ProcessEnv): Promise<Record<string, BackfillTablePreview>> {
+/**
+ * Runs the application's `--dry-run` (it must succeed), and takes the counts
+ * from the database: how the script prints is its own business.
+ */
+async function backfillDryRun(options: ProbeOptions, env: NodeJS.ProcessEnv, live: Client): Promise<Record<string, BackfillTablePreview>> {
     const result = await runShell(inDirectory(options.appDir, `${options.backfill} --dry-run`), { env });
     if (result.code !== 0) {
         throw new Error(`\`${options.backfill} --dry-run\` in ${options.appDir} failed (exit ${result.code}):\n${tail(result.stderr || result.stdout)}`);
     }
-    const tables = parseBackfillDryRun(result.stdout);
-    if (Object.keys(tables).length === 0) throw new Error(`\`${options.backfill} --dry-run\` printed no "<table>: would_update=<n> skipped=<n>" line:\n${tail(result.stdout)}`);
-    return tables;
+    const counts = await nullCounts(live, options.newColumns);
+    return Object.fromEntries(counts.map((c) => [c.table, { wouldUpdate: c.nulls, skipped: c.rows - c.nulls }]));
 }
 
 /**
@@ -221,7 +224,7 @@ export async function runProbes(options: ProbeOptions, env: NodeJS.ProcessEnv, l
             return probe(async () => {
                 const states = await columnStates(live, options.newColumns);
                 if (states.every((s) => s.columnExists)) {
-                    return { source: "backfill --dry-run" as const, tables: await backfillDryRun(options, childEnv) };
+                    return { source: "backfill --dry-run" as const, tables: await backfillDryRun(options, childEnv, live) };
                 }
                 return { source: "row counts" as const, tables: await rowsToBackfill(live, states) };
             });

@@ -6,6 +6,7 @@
 import * as os from "node:os";
 import { CONFIG_KEYS, parseRolloutConfig, RawConfig, RolloutConfig, RolloutConfigError } from "./config";
 import { DRILL_KEYS, DrillConfig, drillDatabaseUrl, parseDrillConfig } from "./drillConfig";
+import { readPasswordFile } from "./database";
 import { PROJECT_ROOT } from "./projectRoot";
 
 export { PROJECT_ROOT };
@@ -53,7 +54,8 @@ export function resolveStackConfig(get: (key: string) => string | undefined, sec
             raw.dbUrl = "postgresql://drill@127.0.0.1/drill";
         }
     } else {
-        requireSecret("rollout:dbUrl", raw.dbUrl);
+        // With rollout:dbPasswordFile the URL holds no password, and need not be a secret.
+        if (!raw.dbPasswordFile) requireSecret("rollout:dbUrl", raw.dbUrl);
     }
     let rollout: RolloutConfig | undefined;
     try {
@@ -61,6 +63,14 @@ export function resolveStackConfig(get: (key: string) => string | undefined, sec
     } catch (err) {
         if (!(err instanceof RolloutConfigError)) throw err;
         problems.push(...err.problems);
+    }
+    if (rollout?.dbPasswordFile) {
+        try {
+            // In memory only: for the program's and the CLIs' own connections.
+            rollout.database.password = readPasswordFile(rollout.dbPasswordFile);
+        } catch (err) {
+            problems.push((err as Error).message);
+        }
     }
     if (problems.length > 0 || !rollout) throw new RolloutConfigError(problems);
     return { rollout, dbUrl: raw.dbUrl!, drill };

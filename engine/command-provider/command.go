@@ -31,7 +31,7 @@ func unknownString() resource.PropertyValue {
 
 // markSecret wraps v as a secret unless it already is one.
 func markSecret(v resource.PropertyValue, secret bool) resource.PropertyValue {
-	if !secret || v.IsSecret() {
+	if asUpstream || !secret || v.IsSecret() {
 		return v
 	}
 	return resource.MakeSecret(v)

@@ -1,9 +1,18 @@
 package main
 
 import (
+	"os"
 	"sort"
 	"strings"
 )
+
+// asUpstreamEnv turns off, for the provider's whole life, the two things only this
+// stand-in does with secrets (redacting known values from what it emits, and
+// marking stdout/stderr secret when a secret went in), so that tests can prove
+// what the product does under upstream's pulumi-resource-command.
+const asUpstreamEnv = "PROTEA_COMMAND_PROVIDER_AS_UPSTREAM"
+
+var asUpstream = os.Getenv(asUpstreamEnv) == "1"
 
 // minRedactLen is the shortest secret value that is masked in text the provider
 // writes (log lines, error messages). Shorter values would mask ordinary characters
@@ -21,6 +30,9 @@ type redactor struct {
 }
 
 func newRedactor(secrets []string) *redactor {
+	if asUpstream {
+		return &redactor{}
+	}
 	seen := map[string]bool{}
 	var vals []string
 	add := func(s string) {

@@ -90,6 +90,35 @@ describe("a re-apply after a rollback", () => {
     });
 });
 
+describe("the prod default, protect: true", () => {
+    it("the rollback asks (and without a terminal refuses), --preview changes nothing, then rollback, re-apply and restore all work", async () => {
+        const s = await createStack({ protect: "true" });
+        expect((await s.stack.up()).summary.result).toBe("succeeded");
+        const unconfirmed = await npmRun("rollback", ["--stack", s.stack.name], s.env);
+        expect(unconfirmed.code).not.toBe(0);
+        expect(unconfirmed.output).toContain("not confirmed; nothing changed");
+        const preview = await npmRun("rollback", ["--stack", s.stack.name, "--preview"], s.env);
+        expect(preview.code, preview.output).toBe(0);
+        expect(preview.output).toMatch(/- +command:local:Command +migration-upgrade +delete/);
+        expect(await migrationPresent()).toBe(true);
+
+        await rollBack(s);
+        const types = (await s.stack.exportStack()).deployment.resources.map((r: { type: string }) => r.type);
+        expect(types).toContain("protea:rollout:Backup");
+        expect((await s.stack.up()).summary.result).toBe("succeeded");
+        const restore = await npmRun("restore", ["--stack", s.stack.name, "--confirm", cluster().database], s.env);
+        expect(restore.code, restore.output).toBe(0);
+        expect(await migrationPresent()).toBe(false);
+        // A re-apply after the restore: gate, fresh dump, migration.
+        const dumps = dumpsIn(s.backupDir).length;
+        expect((await s.stack.up()).summary.result).toBe("succeeded");
+        expect(dumpsIn(s.backupDir)).toHaveLength(dumps + 1);
+        await rollBack(s);
+        // The backup stays protected: a full destroy refuses it.
+        expect(await failureOf(s.stack.destroy())).toMatch(/protected/);
+    });
+});
+
 describe("a rollback from another checkout", () => {
     it("works after the checkout that applied is deleted, and an up from another checkout changes nothing", async () => {
         // Checkout A: a copy of the project, with relative paths as an operator's clone has them.
