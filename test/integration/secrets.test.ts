@@ -84,6 +84,14 @@ describe("with the provider behaving as upstream's and a backfill that prints th
         expect(fs.readFileSync(dryRunLog, "utf8")).toContain("db = postgresql+psycopg://[redacted]@");
 
         expect((await s.stack.up({ onOutput })).summary.result).toBe("succeeded");
+        // What the provider runs: every stored command line, secrets shown, holds no password.
+        const state = await s.stack.exportStack();
+        const commands = state.deployment.resources.filter((r: { type: string }) => r.type === "command:local:Command");
+        expect(commands.length).toBeGreaterThanOrEqual(6);
+        for (const c of commands) {
+            const lines = ["create", "update", "delete"].map((k) => c.inputs[k]).map((v) => (typeof v === "object" && v?.plaintext ? JSON.parse(v.plaintext) : v));
+            expect(JSON.stringify(lines), c.urn).not.toContain(password);
+        }
         const rollback = await runNpmScript(PROJECT_ROOT, "rollback", ["--stack", s.stack.name, "--yes"], s.env);
         output.push(rollback.output);
         expect(rollback.code, rollback.output).toBe(0);
