@@ -9,6 +9,7 @@ import * as path from "node:path";
 import { createHash } from "node:crypto";
 import { clientTool, ClientToolTarget } from "./clientTools";
 import { backupDirProblems } from "./config";
+import { formatBytes } from "./probeReport";
 import { run, tail } from "./processes";
 
 /** A dump taken before an earlier apply, kept on disk and in this list. */
@@ -64,17 +65,6 @@ export function checkBackupDir(dir: string, neededBytes?: number): void {
             throw new Error(`rollout:backupDir: ${existing} has ${formatBytes(free)} free, but the dump needs about ${formatBytes(neededBytes)}: free space or choose another folder`);
         }
     }
-}
-
-export function formatBytes(bytes: number): string {
-    const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let value = bytes;
-    let unit = 0;
-    while (value >= 1024 && unit < units.length - 1) {
-        value /= 1024;
-        unit++;
-    }
-    return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
 }
 
 /** The dumps an earlier run of this step recorded (its previous output, if any), newest first. */

@@ -28,6 +28,8 @@ const workDir = fs.mkdtempSync(path.join(os.tmpdir(), "protea-secrets-"));
 const stacks: TestStack[] = [];
 
 afterAll(async () => {
+    delete process.env.PROTEA_COMMAND_PROVIDER_AS_UPSTREAM;
+    delete process.env.PROTEA_BACKFILL_OUTPUT;
     for (const s of stacks.reverse()) await s.remove().catch(() => undefined);
     fs.rmSync(workDir, { recursive: true, force: true });
 });
@@ -123,9 +125,10 @@ describe("rollout:dbPasswordFile", () => {
         expect(urlWithoutPassword).not.toContain(password);
         const s = await createStack(urlWithoutPassword, { dbPasswordFile: passwordFile });
         const logDir = fs.mkdtempSync(path.join(workDir, "engine-logs-"));
-        const run = (args: string[]) =>
+        // -v=9 with --logtostderr prints to stderr; without it, the engine writes log files (in TMPDIR).
+        const run = (args: string[], toStderr = true) =>
             new Promise<{ code: number; text: string }>((resolve) => {
-                const child = spawn("pulumi", [...args, "--stack", s.stack.name, "-v=9", "--logtostderr", "--logflow"], {
+                const child = spawn("pulumi", [...args, "--stack", s.stack.name, "-v=9", ...(toStderr ? ["--logtostderr"] : []), "--logflow"], {
                     cwd: PROJECT_ROOT,
                     env: { ...process.env, ...s.env, TMPDIR: logDir },
                 });
@@ -138,6 +141,8 @@ describe("rollout:dbPasswordFile", () => {
         expect(up.code, up.text.slice(-3000)).toBe(0);
         expect(up.text.length).toBeGreaterThan(10_000);
         expect(up.text).not.toContain(password);
+        expect((await run(["preview", "--non-interactive"], false)).code).toBe(0);
+        expect(fs.readdirSync(logDir).filter((f) => f.startsWith("pulumi")).length).toBeGreaterThan(0);
         expect(filesHolding(logDir, password)).toEqual([]);
         expect(filesHolding(backendDir(s), password)).toEqual([]);
         expect(await countRows(cluster().clientConfig, "dataset", "schema_sha_v2 IS NULL")).toBe(0);
