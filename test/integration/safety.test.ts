@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { useTemporaryPostgresCluster } from "../../lib/postgresCluster";
 import { columnExists, countRows } from "./helpers/db";
 import { newTestStack, npmRun as runNpmScript, TestStack } from "./helpers/engine";
-import { alembic, alembicCurrent, EXPECTED_HEAD, expectSuccess, FIXTURE_PYTHON, fixtureStackConfig, PROJECT_ROOT, seedSample, T16_REVISION } from "./helpers/fixture";
+import { alembic, alembicCurrent, EXPECTED_HEAD, expectSuccess, FIXTURE_PYTHON, fixtureStackConfig, PROJECT_ROOT, seedSample } from "./helpers/fixture";
 import { filesIn, snapshotDatabase } from "./helpers/snapshots";
 
 process.env.PYTHONDONTWRITEBYTECODE = "1";
@@ -407,4 +407,3 @@ describe("an up killed part-way, then `npm run recover`", () => {
     }
 });
 
-void T16_REVISION;
