@@ -6,7 +6,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { RolloutConfig } from "./config";
 import { connect } from "./database";
-import { holdRunLock, RolloutBusyError } from "./rolloutLock";
+import { describeHolder, holdRunLock, lockHolders, RolloutBusyError, stackOfHolder } from "./rolloutLock";
 import { observePhase, PhaseReruns, RolloutPhase, rerunsFor } from "./rolloutPhase";
 
 export async function openRolloutRun(config: RolloutConfig, run: { stack: string; dryRun: boolean; databaseMayNotExistYet: boolean }): Promise<PhaseReruns> {
@@ -15,6 +15,14 @@ export async function openRolloutRun(config: RolloutConfig, run: { stack: string
         const client = await connect(config.database, "protea-rollout-observe");
         try {
             phase = await observePhase(client, config.newColumns);
+            if (run.dryRun) {
+                // The dry run says what the up would meet: another rollout holding this database.
+                for (const holder of await lockHolders(client)) {
+                    if (stackOfHolder(holder.applicationName) !== run.stack) {
+                        pulumi.log.warn(`dry run: another rollout holds this database: ${describeHolder(holder)}; an up now would stop before changing anything`);
+                    }
+                }
+            }
         } finally {
             await client.end();
         }

@@ -246,6 +246,26 @@ describe("two stacks on one database", () => {
     });
 });
 
+describe("a rollout lock held by another stack", () => {
+    it("the preview warns, naming the holder; the up stops before changing anything", async () => {
+        const holder = new Client({ ...cluster().clientConfig, application_name: "protea-rollout rollout/elsewhere up" });
+        await holder.connect();
+        try {
+            await holder.query("SELECT pg_advisory_lock(x'50524f54'::int, 1)");
+            const s = await createStack();
+            const warnings: string[] = [];
+            await s.stack.preview({ onEvent: (e) => e.diagnosticEvent?.severity === "warning" && warnings.push(e.diagnosticEvent.message) });
+            expect(warnings.some((w) => w.includes('another rollout holds this database: pid') && w.includes('"protea-rollout rollout/elsewhere up"'))).toBe(true);
+            const before = await snapshot();
+            expect(await failureOf(s.stack.up())).toContain('application "protea-rollout rollout/elsewhere up"');
+            expect(await snapshot()).toEqual(before);
+            expect(dumpsIn(s.backupDir)).toEqual([]);
+        } finally {
+            await holder.end();
+        }
+    });
+});
+
 describe("drift", () => {
     it("an out-of-band downgrade stops the next up before any DDL, naming what differs and the way back", async () => {
         const s = await createStack();
