@@ -99,8 +99,8 @@ async function withFd<T>(file: string, flags: string, use: (fd: number) => Promi
     }
 }
 
-/** Counts the entries `pg_restore --list` finds; throws if it cannot read the dump. */
-export async function verifyDump(target: ClientToolTarget, file: string): Promise<number> {
+/** The dump's table of contents as `pg_restore --list` prints it; throws if it cannot read the dump. */
+export async function readDumpListing(target: ClientToolTarget, file: string): Promise<string> {
     const tool = target.access === "docker-exec" ? clientTool(target, "pg_restore", ["--list"], true) : clientTool(target, "pg_restore", ["--list", file]);
     const listing = await withFd(file, "r", (fd) =>
         run(tool.program, tool.args, { env: { ...process.env, ...tool.env }, stdin: target.access === "docker-exec" ? fd : undefined }),
@@ -108,7 +108,15 @@ export async function verifyDump(target: ClientToolTarget, file: string): Promis
     if (listing.code !== 0) {
         throw new Error(`pg_restore --list cannot read ${file} (exit ${listing.code}): the dump is not a valid backup:\n${tail(listing.stderr)}`);
     }
-    return listing.stdout.split("\n").filter((line) => line.trim() !== "" && !line.startsWith(";")).length;
+    return listing.stdout;
+}
+
+/** The entries of a dump's table of contents. */
+export const tocEntries = (listing: string) => listing.split("\n").filter((line) => line.trim() !== "" && !line.startsWith(";")).length;
+
+/** Counts the entries `pg_restore --list` finds; throws if it cannot read the dump. */
+export async function verifyDump(target: ClientToolTarget, file: string): Promise<number> {
+    return tocEntries(await readDumpListing(target, file));
 }
 
 export async function takeBackup(

@@ -14,12 +14,12 @@ import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import type { Client } from "pg";
 import { alembicRevisions } from "./alembic";
-import { recordedChecksum, sha256OfFile, verifyDump } from "./backup";
+import { readDumpListing, recordedChecksum, sha256OfFile, tocEntries } from "./backup";
 import { clientTool, ClientToolTarget } from "./clientTools";
 import type { RolloutConfig } from "./config";
 import { withDatabase } from "./database";
 import { sqlalchemyUrl } from "./databaseUrl";
-import { run, runShell, tail } from "./processes";
+import { runShell, tail } from "./processes";
 import { holdRunLock } from "./rolloutLock";
 import { columnStates, schemaMismatches } from "./schemaChecks";
 import { inDirectory, quote } from "./shell";
@@ -48,19 +48,9 @@ export async function checkDump(target: ClientToolTarget, dumpPath: string, reco
         throw new RestoreRefused(`${dumpPath} is damaged or was changed since it was taken: its SHA-256 is ${actual}, the recorded one ${recorded}; nothing changed. Restore another dump with --dump`);
     }
     log(`restore: ${dumpPath} matches its recorded SHA-256 ${recorded.slice(0, 12)}…`);
-    const entries = await verifyDump(target, dumpPath);
-    log(`restore: pg_restore --list reads it (${entries} entries)`);
-    return (await listing(target, dumpPath)).includes(" SCHEMA - public ") ? "dump-has-public" : "default-public";
-}
-
-async function listing(target: ClientToolTarget, dumpPath: string): Promise<string> {
-    const tool = target.access === "docker-exec" ? clientTool(target, "pg_restore", ["--list"], true) : clientTool(target, "pg_restore", ["--list", dumpPath]);
-    const fd = fs.openSync(dumpPath, "r");
-    try {
-        return (await run(tool.program, tool.args, { env: { ...process.env, ...tool.env }, stdin: target.access === "docker-exec" ? fd : undefined })).stdout;
-    } finally {
-        fs.closeSync(fd);
-    }
+    const listing = await readDumpListing(target, dumpPath);
+    log(`restore: pg_restore --list reads it (${tocEntries(listing)} entries)`);
+    return listing.includes(" SCHEMA - public ") ? "dump-has-public" : "default-public";
 }
 
 const literal = (text: string) => `'${text.replace(/'/g, "''")}'`;
