@@ -16,6 +16,7 @@ import { alembicRevisions, judgeDowngrade, judgeRevisions } from "../lib/alembic
 import { runAppCommand, scrub, secretForms } from "../lib/appCommand";
 import { parseBackfillSummary } from "../lib/backfillSummary";
 import { checkBackupDir, earlierBackups, takeBackup, utcStamp } from "../lib/backup";
+import { checkClientTools, ClientToolTarget } from "../lib/clientTools";
 import { NewColumn, parseDuration, PgAccess, resolveSetting } from "../lib/config";
 import { completeDatabaseUrlFromPasswordFile, databaseFromEnvironment, withDatabase } from "../lib/database";
 import { runProbes } from "../lib/probes";
@@ -29,9 +30,11 @@ const HELP = `usage: rollout <command> [options]   (PROTEA_DB_URL must hold the 
 
 commands (paths relative to the project root or "~/…"; durations like 90s, 30min, 4h):
   preflight       the database answers; alembic current = --expected-head and the
-                  checkout's heads include --target-revision; --backup-dir can take a dump
+                  checkout's heads include --target-revision; --backup-dir can take a dump;
+                  with --access, the client tools answer and are not older than the server
                     --app-dir DIR --alembic CMD --expected-head REV --target-revision REV
-                    [--backup-dir DIR]
+                    [--backup-dir DIR] [--access url|docker-exec --container NAME
+                    --db-user USER --db-name DB]
   backup          pg_dump -F c to <dir>/<label>-<UTC>.dump, verified with pg_restore --list,
                   its SHA-256 beside it in <dump>.sha256
                     --dir DIR --label LABEL --access url|docker-exec
@@ -58,11 +61,12 @@ commands (paths relative to the project root or "~/…"; durations like 90s, 30m
                     --columns JSON --parity-sample N [--stack NAME]
                     [--resume-writers CMD --resume-on-failure true|false]
   probe           the dry run, read-only: database size, backup room, alembic
-                  current/heads and the gate's verdict, pending SQL (alembic
-                  --sql) and its lock-safety reading, the backfill's --dry-run;
-                  always exits 0, a failed probe is reported in the JSON
+                  current/heads and the gate's verdict, the client tools, pending
+                  SQL (alembic --sql) and its lock-safety reading, the backfill's
+                  --dry-run; always exits 0, a failed probe is reported in the JSON
                     --app-dir DIR --alembic CMD --backfill CMD --expected-head REV
                     --target-revision REV --backup-dir DIR --columns JSON
+                    [--access url|docker-exec --container NAME --db-user USER --db-name DB]
 
 --columns is a JSON list of {"table","column","index","legacyColumn"}.`;
 
@@ -131,11 +135,16 @@ async function afterPause(values: Values, step: () => Promise<void>): Promise<vo
 
 async function preflight(values: Values): Promise<void> {
     const database = databaseFromEnvironment();
-    const { serverVersion, databaseBytes } = await withDatabase(database, async (client) => {
-        const row = (await client.query("SELECT current_setting('server_version') AS v, pg_database_size(current_database()) AS size")).rows[0];
-        return { serverVersion: row.v as string, databaseBytes: Number(row.size) };
+    const { serverVersion, serverVersionNum, databaseBytes } = await withDatabase(database, async (client) => {
+        const row = (await client.query("SELECT current_setting('server_version') AS v, current_setting('server_version_num') AS num, pg_database_size(current_database()) AS size")).rows[0];
+        return { serverVersion: row.v as string, serverVersionNum: Number(row.num), databaseBytes: Number(row.size) };
     });
     say(`preflight: database ${database.database} at ${database.host}:${database.port} answers (PostgreSQL ${serverVersion})`);
+    if (optional(values, "access")) {
+        const tools = await checkClientTools(clientTargetOption(values), process.env, serverVersionNum);
+        if (!tools.ok) throw new GateFailure(`preflight gate: ${tools.message}; nothing changed`);
+        say(`preflight: ${tools.message}`);
+    }
     if (optional(values, "backup-dir")) {
         // A custom-format dump is compressed; half the database is a safe floor for the room it needs.
         const backupDir = pathOption(values, "backup-dir");
@@ -162,17 +171,21 @@ async function verifySchema(values: Values): Promise<void> {
     result({ expect, states });
 }
 
-async function backup(values: Values): Promise<void> {
+/** Where the client tools run (--access, --container, --db-user, --db-name). */
+function clientTargetOption(values: Values): ClientToolTarget {
     const access = required(values, "access") as PgAccess;
     if (access !== "url" && access !== "docker-exec") throw new GateFailure("--access must be url or docker-exec");
-    const database = access === "url" ? databaseFromEnvironment() : { host: "", port: 0, user: "", database: "" };
-    const target = {
+    return {
         access,
-        database,
+        database: access === "url" ? databaseFromEnvironment() : { host: "", port: 0, user: "", database: "" },
         container: String(values.container ?? "protea-postgres-1"),
         dbUser: String(values["db-user"] ?? "protea"),
         dbName: String(values["db-name"] ?? "protea"),
     };
+}
+
+async function backup(values: Values): Promise<void> {
+    const target = clientTargetOption(values);
     const limit = timeoutMs(values);
     const timer = setTimeout(() => {
         say(`backup: past its timeout of ${Math.round(limit / 1000)} s (rollout:stepTimeout); stopping pg_dump, no backup was kept`);
@@ -361,6 +374,7 @@ async function probe(values: Values): Promise<void> {
             targetRevision: required(values, "target-revision"),
             backupDir: pathOption(values, "backup-dir"),
             newColumns: columnsOption(values),
+            clientTools: optional(values, "access") ? clientTargetOption(values) : undefined,
         },
         process.env,
         say,

@@ -1,23 +1,15 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import type { BackupResult, EarlierBackup } from "../lib/backup";
-import type { PgAccess } from "../lib/config";
-import { parseRolloutResult, rolloutCommand } from "../lib/rolloutCli";
-import { CommandEnvironment, Rerun, rerunOn } from "./types";
+import { clientToolArgs, parseRolloutResult, rolloutCommand } from "../lib/rolloutCli";
+import { ClientToolsPlacement, CommandEnvironment, Rerun, rerunOn } from "./types";
 
-export interface BackupArgs {
+/** Where pg_dump runs: the ClientToolsPlacement fields. */
+export interface BackupArgs extends ClientToolsPlacement {
     /** Directory the dump is written to (created 0700 when missing), as configured. */
     backupDir: string;
     /** File name prefix: `<label>-<UTC timestamp>.dump`. Defaults to "pre-t16" in config. */
     label: string;
-    /** Where pg_dump runs: inside `container` (docker-exec) or on the host (url). */
-    pgAccess: PgAccess;
-    /** For docker-exec: the database container. */
-    container: string;
-    /** For docker-exec: the role pg_dump connects as. */
-    dbUser: string;
-    /** For docker-exec: the database to dump. */
-    dbName: string;
     /** rollout:stepTimeout: pg_dump is stopped past it. */
     timeout: string;
     /** Takes a fresh dump whenever the migration is not in the database (before every (re)apply). */
@@ -52,10 +44,7 @@ export class Backup extends pulumi.ComponentResource {
                     "backup",
                     "--dir", args.backupDir,
                     "--label", args.label,
-                    "--access", args.pgAccess,
-                    "--container", args.container,
-                    "--db-user", args.dbUser,
-                    "--db-name", args.dbName,
+                    ...clientToolArgs(args),
                     "--timeout", args.timeout,
                 ),
                 environment: args.environment,

@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
-import { rolloutCommand } from "../lib/rolloutCli";
-import { CommandEnvironment, Rerun, rerunOn } from "./types";
+import { clientToolArgs, rolloutCommand } from "../lib/rolloutCli";
+import { ClientToolsPlacement, CommandEnvironment, Rerun, rerunOn } from "./types";
 
 export interface PreflightArgs {
     /** Application checkout where alembic runs, as configured (resolved by the tool at run time). */
@@ -14,6 +14,8 @@ export interface PreflightArgs {
     targetRevision: string;
     /** Folder for the dump, as configured: checked writable with room before anything changes. */
     backupDir: string;
+    /** Where the client tools run: checked to answer and not be older than the server. */
+    clientTools: ClientToolsPlacement;
     /** Runs the gate again whenever the migration is not in the database. */
     rerun: Rerun;
     /** Carries PROTEA_DB_URL. */
@@ -25,7 +27,8 @@ export interface PreflightArgs {
  * database answers, `alembic current` is the expected head and the
  * checkout's heads include the target, and the backup folder can take the
  * dump. A mismatch fails the update before anything changes, naming both
- * revisions. It runs again before every (re)apply; the migration repeats the
+ * revisions; so does a client tool that cannot reach the server or is older
+ * than it (the backup would fail mid-run). It runs again before every (re)apply; the migration repeats the
  * revision check in its own invocation, immediately before the upgrade.
  */
 export class Preflight extends pulumi.ComponentResource {
@@ -45,6 +48,7 @@ export class Preflight extends pulumi.ComponentResource {
                     "--expected-head", args.expectedHead,
                     "--target-revision", args.targetRevision,
                     "--backup-dir", args.backupDir,
+                    ...clientToolArgs(args.clientTools),
                 ),
                 environment: args.environment,
                 stdin,

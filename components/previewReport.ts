@@ -2,7 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import type { RolloutConfig } from "../lib/config";
 import { formatProbeReport, parseProbeReport, ProbeReport, redactReport, secretsOf } from "../lib/probeReport";
-import { rolloutCommand } from "../lib/rolloutCli";
+import { clientToolArgs, rolloutCommand } from "../lib/rolloutCli";
 import { commandEnvironment } from "./rolloutGraph";
 
 /** The dry run as a stack output: every probe's fact (or why it failed) and the preview's warnings. */
@@ -26,6 +26,7 @@ export function probeCommand(config: RolloutConfig): string {
         "--target-revision", config.targetRevision,
         "--backup-dir", config.backupDir,
         "--columns", JSON.stringify(config.newColumns),
+        ...clientToolArgs(config),
     );
     return `${probe} || true`;
 }

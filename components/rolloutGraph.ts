@@ -63,6 +63,7 @@ export function createRollout(
             expectedHead: config.expectedHead,
             targetRevision: config.targetRevision,
             backupDir: config.backupDirSetting,
+            clientTools: config,
             rerun: reruns.apply,
             environment,
         },

@@ -1,4 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
+import type { PgAccess } from "../lib/config";
 import type { Rerun } from "../lib/rolloutPhase";
 
 export type { Rerun };
@@ -9,6 +10,14 @@ export type { Rerun };
  * command string.
  */
 export type CommandEnvironment = pulumi.Input<Record<string, pulumi.Input<string>>>;
+
+/** Where PostgreSQL's client tools run: inside `container` (docker-exec) as `dbUser` on `dbName`, or on the host (url). */
+export interface ClientToolsPlacement {
+    pgAccess: PgAccess;
+    container: string;
+    dbUser: string;
+    dbName: string;
+}
 
 /** Every input of a command resource, for a step that must not change once done. */
 export const ALL_COMMAND_INPUTS = ["create", "update", "delete", "environment", "stdin", "triggers", "logging", "interpreter", "dir"];

@@ -105,6 +105,11 @@ export async function readDumpListing(target: ClientToolTarget, file: string): P
     const listing = await withFd(file, "r", (fd) =>
         run(tool.program, tool.args, { env: { ...process.env, ...tool.env }, stdin: target.access === "docker-exec" ? fd : undefined }),
     );
+    if (listing.code !== 0 && /unsupported version .* in file header/.test(listing.stderr)) {
+        // A newer pg_dump's format, not damage: the checksum already matched.
+        const where = target.access === "docker-exec" ? `in container ${target.container}` : "on this host";
+        throw new Error(`pg_restore ${where} is older than the pg_dump that wrote ${file} and cannot read it (${tail(listing.stderr, 1)}): use a pg_restore of the server's version or newer (rollout:pgAccess docker-exec runs the container's own)`);
+    }
     if (listing.code !== 0) {
         throw new Error(`pg_restore --list cannot read ${file} (exit ${listing.code}): the dump is not a valid backup:\n${tail(listing.stderr)}`);
     }

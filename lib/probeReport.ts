@@ -4,6 +4,7 @@
  * and light: the Pulumi program loads this module, not the probes.
  */
 import * as path from "node:path";
+import type { ClientToolsVerdict } from "./clientTools";
 import type { LockSafetyReport } from "./lockSafety";
 import { tail } from "./processes";
 
@@ -15,6 +16,7 @@ export interface DatabaseFacts {
     host: string;
     port: number;
     serverVersion: string;
+    serverVersionNum: number;
     /** pg_database_size of the database. */
     sizeBytes: number;
 }
@@ -61,6 +63,8 @@ export interface BackfillPreview {
 export interface ProbeReport {
     database: Probe<DatabaseFacts>;
     backupSpace: Probe<BackupSpace>;
+    /** pg_dump/pg_restore where they run (rollout:pgAccess) against the server; absent when not asked. */
+    clientTools?: Probe<ClientToolsVerdict>;
     alembicCurrent: Probe<string[]>;
     alembicHeads: Probe<string[]>;
     preflightGate: Probe<GateVerdict>;
@@ -131,6 +135,9 @@ export function parseProbeReport(stdout: string, stderr = ""): ProbeReport {
         const valid = entry && typeof entry === "object" && (entry.ok === true ? "value" in entry : entry.ok === false && typeof entry.error === "string");
         (report as unknown as Record<string, Probe<unknown>>)[name] = valid ? entry : failed(why || `the probe did not report ${name}`);
     }
+    // Checked only when the probe is told where the client tools run.
+    const tools = parsed?.clientTools as Probe<ClientToolsVerdict> | undefined;
+    if (tools && typeof tools === "object" && (tools.ok ? typeof tools.value?.message === "string" : typeof tools.error === "string")) report.clientTools = tools;
     return report;
 }
 
@@ -183,6 +190,10 @@ export function formatProbeReport(report: ProbeReport, context: { stackHoldsMigr
         else if (v.enough) info(`backup: ${formatBytes(v.freeBytes)} free in ${where}; the dump needs up to ${formatBytes(v.expectedDumpBytes)} (the database's size)`);
         else warn(`backup: only ${formatBytes(v.freeBytes)} free in ${where}, but the dump may need up to ${formatBytes(v.expectedDumpBytes)} (the database's size): free space or change rollout:backupDir`);
     } else failure("backup space", space);
+
+    const tools = report.clientTools;
+    if (tools?.ok) (tools.value.ok ? info : warn)(`${tools.value.ok ? "client tools" : "the update would stop at the preflight gate"}: ${tools.value.message}`);
+    else if (tools) failure("client tools", tools);
 
     const current = report.alembicCurrent;
     const heads = report.alembicHeads;

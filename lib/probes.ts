@@ -16,6 +16,7 @@ import type { Client } from "pg";
 import { alembicRevisions, judgeRevisions } from "./alembic";
 import { parseBackfillSummary } from "./backfillSummary";
 import type { NewColumn } from "./config";
+import { checkClientTools, ClientToolTarget, ClientToolsVerdict } from "./clientTools";
 import { connect, databaseFromEnvironment } from "./database";
 import type { LibpqSettings } from "./databaseUrl";
 import type { LockSafetyReport, RowEstimate } from "./lockSafety";
@@ -37,6 +38,8 @@ export interface ProbeOptions {
     /** Where the pre-flight dump would go. */
     backupDir: string;
     newColumns: NewColumn[];
+    /** Where the client tools run; unset: not checked. */
+    clientTools?: ClientToolTarget;
 }
 
 /**
@@ -202,13 +205,16 @@ export async function runProbes(options: ProbeOptions, env: NodeJS.ProcessEnv, l
     const database = probe(async () => {
         const settings = databaseFromEnvironment(env);
         client = await openReadOnly(settings);
-        const facts = await client.query<{ version: string; size: string }>("SELECT current_setting('server_version') AS version, pg_database_size(current_database()) AS size");
+        const facts = await client.query<{ version: string; num: string; size: string }>(
+            "SELECT current_setting('server_version') AS version, current_setting('server_version_num') AS num, pg_database_size(current_database()) AS size",
+        );
         log(`probe: database ${settings.database} at ${settings.host}:${settings.port} answers`);
         return {
             database: settings.database,
             host: settings.host,
             port: settings.port,
             serverVersion: facts.rows[0].version,
+            serverVersionNum: Number(facts.rows[0].num),
             sizeBytes: Number(facts.rows[0].size),
         } satisfies DatabaseFacts;
     });
@@ -259,9 +265,17 @@ export async function runProbes(options: ProbeOptions, env: NodeJS.ProcessEnv, l
             return probe(async () => backupSpace(options.backupDir, valueOf(db)?.sizeBytes));
         })();
 
+        const clientTools = (async (): Promise<Probe<ClientToolsVerdict> | undefined> => {
+            const target = options.clientTools;
+            if (!target) return undefined;
+            const db = await database;
+            return probe(() => checkClientTools(target, env, valueOf(db)?.serverVersionNum));
+        })();
+
         const report: ProbeReport = {
             database: await database,
             backupSpace: await space,
+            clientTools: await clientTools,
             alembicCurrent: await alembicCurrent,
             alembicHeads: await alembicHeads,
             preflightGate: await preflightGate,

@@ -15,7 +15,7 @@ import * as fs from "node:fs";
 import type { Client } from "pg";
 import { alembicRevisions } from "./alembic";
 import { readDumpListing, recordedChecksum, sha256OfFile, tocEntries } from "./backup";
-import { clientTool, ClientToolTarget } from "./clientTools";
+import { checkClientTools, clientTool, ClientToolTarget } from "./clientTools";
 import type { RolloutConfig } from "./config";
 import { withDatabase } from "./database";
 import { sqlalchemyUrl } from "./databaseUrl";
@@ -128,6 +128,10 @@ export async function restoreFromDump(
 ): Promise<RestoreTimings> {
     const started = Date.now();
     const target = clientTarget(config);
+    const serverVersionNum = await withDatabase(config.database, async (client) => Number((await client.query("SHOW server_version_num")).rows[0].server_version_num));
+    const tools = await checkClientTools(target, process.env, serverVersionNum);
+    if (!tools.ok) throw new RestoreRefused(`${tools.message}; nothing changed`);
+    log(`restore: ${tools.message}`);
     const publicInDump = (await checkDump(target, dump.path, dump.sha256, log)) === "dump-has-public";
 
     const lock = await holdRunLock(config.database, stack, "restore");

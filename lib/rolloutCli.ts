@@ -33,6 +33,11 @@ export function rolloutCommand(subcommand: string, ...args: (string | number)[])
     return projectCommand("rollout.ts", subcommand, ...args);
 }
 
+/** Where the client tools run, as `rollout` options (backup, preflight, probe). */
+export function clientToolArgs(target: { pgAccess: string; container: string; dbUser: string; dbName: string }): string[] {
+    return ["--access", target.pgAccess, "--container", target.container, "--db-user", target.dbUser, "--db-name", target.dbName];
+}
+
 /** An error message when the compiled CLIs are missing, else undefined. */
 export function missingTools(): string | undefined {
     if (fs.existsSync(path.join(TOOLS_PATH_DIR, "protea-rollout"))) return undefined;

@@ -11,7 +11,7 @@ const failed = (error: string): Probe<never> => ({ ok: false, error, millis: 5 }
 
 function healthyReport(): ProbeReport {
     return {
-        database: ok({ database: "protea", host: "db.internal", port: 5432, serverVersion: "16.4", sizeBytes: 2_040_109_465 }),
+        database: ok({ database: "protea", host: "db.internal", port: 5432, serverVersion: "16.4", serverVersionNum: 160004, sizeBytes: 2_040_109_465 }),
         backupSpace: ok({ backupDir: "/backups", checkedDir: "/backups", freeBytes: 50 * 1024 ** 3, expectedDumpBytes: 2_040_109_465, enough: true }),
         alembicCurrent: ok(["9d2fb5a07e4c"]),
         alembicHeads: ok(["a3c1d8e2f4b6"]),
@@ -61,6 +61,19 @@ describe("probe report formatting", () => {
         const lines = formatProbeReport(report);
         expect(texts(lines, "warn")).toEqual(["dry run: the update would stop here: alembic current is 1111aaaa2222 but rollout:expectedHead is 9d2fb5a07e4c: stop and reconcile with the deployer"]);
         expect(lines).toHaveLength(formatProbeReport(healthyReport()).length);
+    });
+
+    it("client tools that would fail the gate are a warning naming what to do; a good pair is information", () => {
+        const report = healthyReport();
+        report.clientTools = ok({ ok: false, message: 'rollout:container is "pg-9", but Docker has no container of that name: set rollout:container to the database\'s container (docker ps lists them)' });
+        expect(texts(formatProbeReport(report), "warn")).toEqual([
+            'dry run: the update would stop at the preflight gate: rollout:container is "pg-9", but Docker has no container of that name: set rollout:container to the database\'s container (docker ps lists them)',
+        ]);
+        report.clientTools = ok({ ok: true, message: "pg_dump 16 and pg_restore 16 in container protea-postgres-1 can back up and restore PostgreSQL 16" });
+        expect(texts(formatProbeReport(report), "warn")).toEqual([]);
+        expect(texts(formatProbeReport(report), "info")).toContain("dry run: client tools: pg_dump 16 and pg_restore 16 in container protea-postgres-1 can back up and restore PostgreSQL 16");
+        // Read back from the probe's JSON line.
+        expect(parseProbeReport(JSON.stringify(report)).clientTools).toEqual(report.clientTools);
     });
 
     it("each failed probe is one warning with its reason; a long traceback keeps its first and last lines", () => {

@@ -12,8 +12,10 @@ export interface DatabaseSnapshot {
     rowChecksums: Record<string, string>;
 }
 
-export async function snapshotDatabase(clientConfig: ClientConfig, libpqEnv: Record<string, string>): Promise<DatabaseSnapshot> {
-    const schema = execFileSync("pg_dump", ["--schema-only", "--no-owner", "--no-privileges"], { env: { ...process.env, ...libpqEnv }, encoding: "utf8" })
+/** `pgDump`: how to run pg_dump against the database (the host's with `libpqEnv`, or `docker exec … pg_dump`). */
+export async function snapshotDatabase(clientConfig: ClientConfig, libpqEnv: Record<string, string>, pgDump: string[] = ["pg_dump"]): Promise<DatabaseSnapshot> {
+    const [program, ...args] = pgDump;
+    const schema = execFileSync(program, [...args, "--schema-only", "--no-owner", "--no-privileges"], { env: { ...process.env, ...libpqEnv }, encoding: "utf8" })
         .split("\n")
         // Dropped: comments and blank lines; the random \restrict key newer
         // pg_dump prints; and the comment on schema public, which the runbook's
