@@ -1,93 +1,190 @@
 /**
- * What Pulumi adds to the rollout: `pulumi up` of the prod-shaped stack next
- * to the very same commands run by hand in the same order (preflight gate,
- * verified pg_dump, alembic upgrade and its check, backfill dry run and apply,
- * verification), on one cluster seeded with the fixture. Alternates the two,
- * resetting the database in between (downgrade, dump removed), and prints
- * every run and the medians; asserts nothing.
+ * What the product adds to the rollout: `pulumi up` of the prod-shaped stack
+ * plus its rollback (`npm run rollback -- --stack <name> --yes`), next to
+ * the runbook's own commands by hand, in its order, on one cluster seeded
+ * with the fixture:
  *
- *   bash scripts/with-engine.sh npx ts-node --transpile-only bench/rollout.ts [--runs 3] [--embedding-rows 0]
+ *   pg_dump -F c and pg_restore --list of the dump; alembic current and heads;
+ *   alembic upgrade; one psql schema check; the backfill's --dry-run and
+ *   apply; one psql NULL count; alembic downgrade.
+ *
+ * Each side ends where it started (the expected head, no new columns), and
+ * the dumps are removed between runs. One warm-up run of each side is not
+ * counted; then `--rounds` rounds alternate which side goes first. Prints
+ * every round, the medians and their ratio; asserts nothing.
  *
  * Target (DESIGN.md): at most 2x by hand on the default sample, 1.1x on >= 1 GB.
  */
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { randomBytes } from "node:crypto";
-import { LocalWorkspace } from "@pulumi/pulumi/automation";
-import { parseRolloutConfig } from "../lib/config";
-import { startPostgresCluster } from "../lib/postgresCluster";
+import { parseRolloutConfig, RolloutConfig } from "../lib/config";
+import { PostgresCluster, startPostgresCluster } from "../lib/postgresCluster";
 import { runShell, tail } from "../lib/processes";
-import { rolloutCommand } from "../lib/rolloutCli";
-import { andThen, inDirectory } from "../lib/shell";
-import { alembic, EXPECTED_HEAD, expectSuccess, FIXTURE_DIR, FIXTURE_PYTHON, PROJECT_ROOT, seedSample } from "../test/integration/helpers/fixture";
+import { andThen, commandLine, inDirectory, quote, stepMillis, timed } from "../lib/shell";
+import { queryScalar } from "../test/integration/helpers/db";
+import { newTestStack, npmRun, TestStack } from "../test/integration/helpers/engine";
+import { alembic, EXPECTED_HEAD, expectSuccess, fixtureStackConfig, PROJECT_ROOT, seedSample } from "../test/integration/helpers/fixture";
+import { benchFlags, loadAverage, machineLine, median, removeNow, removeOnExit, say, table } from "./common";
 
-function flag(name: string, fallback: number): number {
-    const i = process.argv.indexOf(`--${name}`);
-    return i >= 0 ? Number(process.argv[i + 1]) : fallback;
+const USAGE = `usage: bash scripts/with-engine.sh npx ts-node --transpile-only bench/rollout.ts [flags]
+
+pulumi up + rollback through the product against the runbook's commands by hand
+(figures only, asserts nothing).
+
+  --rounds N           counted rounds after one warm-up of each side, alternating
+                       which side goes first (default 3)
+  --embedding-rows N   dataset_embedding rows to seed; about 1 KiB each, so
+                       1000000 is about 1 GB (default 0: the default sample)
+  --help               this text
+
+Progress goes to stderr ("bench: ..."), the summary to stdout.`;
+
+const flags = benchFlags({ rounds: { default: 3, min: 1 }, "embedding-rows": { default: 0, min: 0 } }, USAGE);
+
+/** One run of a side: its wall time, and what it is made of. */
+interface SideRun {
+    seconds: number;
+    parts: Record<string, number>;
+    /** Something that ran in it that is not the side's usual work. */
+    note?: string;
 }
-const runs = flag("runs", 3);
-const embeddingRows = flag("embedding-rows", 0);
-const say = (line: string) => process.stdout.write(`bench: ${line}\n`);
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+interface Side {
+    name: string;
+    run(): Promise<SideRun>;
+}
+
+const sql = (text: string) => quote(text.replace(/\s+/g, " ").trim());
+const literal = (text: string) => `'${text.replace(/'/g, "''")}'`;
+
+/** The runbook's steps as an operator types them, in its order, each timed (lib/shell.ts `timed`). */
+function runbookSteps(config: RolloutConfig, dump: string): { label: string; what: string; command: string }[] {
+    const inApp = (command: string) => inDirectory(config.appDir, command);
+    // The product's migrate step sets this lock_timeout too; the runbook does not, and it costs nothing here.
+    const withLockTimeout = `PGOPTIONS=${quote(`-c lock_timeout=${config.lockTimeout}`)}`;
+    const columns = config.newColumns;
+    const schemaCheck = `SELECT (SELECT count(*) FROM information_schema.columns WHERE table_schema = current_schema() AND (table_name, column_name) IN (${columns.map((c) => `(${literal(c.table)}, ${literal(c.column)})`).join(", ")})),
+        (SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema() AND indexname IN (${columns.map((c) => literal(c.index)).join(", ")}))`;
+    const nullCount = `SELECT ${columns.map((c) => `(SELECT count(*) FROM ${c.table} WHERE ${c.column} IS NULL)`).join(", ")}`;
+    return [
+        { label: "backup", what: "pg_dump -F c + pg_restore --list", command: andThen(`mkdir -p ${quote(path.dirname(dump))}`, commandLine("pg_dump", "-F", "c", "-f", dump), `${commandLine("pg_restore", "--list", dump)} >/dev/null`) },
+        { label: "revisions", what: "alembic current + heads", command: inApp(`${config.alembic} current && ${config.alembic} heads`) },
+        { label: "upgrade", what: "alembic upgrade", command: inApp(`${withLockTimeout} ${config.alembic} upgrade ${quote(config.targetRevision)}`) },
+        { label: "schema", what: "psql schema check", command: `psql -tAc ${sql(schemaCheck)}` },
+        { label: "dryrun", what: "backfill --dry-run", command: inApp(`${config.backfill} --dry-run`) },
+        { label: "apply", what: "backfill apply", command: inApp(`${config.backfill} --batch-size ${config.batchSize}`) },
+        { label: "nulls", what: "psql NULL count", command: `psql -tAc ${sql(nullCount)}` },
+        { label: "downgrade", what: "alembic downgrade", command: inApp(`${withLockTimeout} ${config.alembic} downgrade ${quote(config.expectedHead)}`) },
+    ];
+}
+
+function byHand(config: RolloutConfig, cluster: PostgresCluster): Side {
+    const steps = runbookSteps(config, path.join(config.backupDir, `${config.backupLabel}-by-hand.dump`));
+    const script = andThen(...steps.map((s) => timed(s.label, s.command)));
+    const env = { ...process.env, ...cluster.libpqEnv, PROTEA_DB_URL: cluster.sqlalchemyUrl };
+    return {
+        name: "by hand",
+        async run() {
+            const started = performance.now();
+            const result = await runShell(script, { env });
+            const seconds = (performance.now() - started) / 1000;
+            if (result.code !== 0) throw new Error(`by hand failed (exit ${result.code}):\n${tail(result.stderr)}`);
+            return { seconds, parts: Object.fromEntries(steps.map((s) => [s.what, (stepMillis(result.stderr, s.label) ?? NaN) / 1000])) };
+        },
+    };
+}
+
+function throughPulumi(testStack: TestStack): Side {
+    return {
+        name: "pulumi up + rollback",
+        async run() {
+            const started = performance.now();
+            await testStack.stack.up();
+            const upDone = performance.now();
+            // The operator's rollback command, as the README gives it.
+            const rollback = await npmRun(PROJECT_ROOT, "rollback", ["--stack", testStack.stack.name, "--yes"], testStack.env);
+            const ended = performance.now();
+            if (rollback.code !== 0) throw new Error(`npm run rollback failed (exit ${rollback.code}):\n${tail(rollback.output)}`);
+            // `npm run rollback` rebuilds the tools when bin/, lib/ or components/ changed since the last build (scripts/build-tools.sh).
+            const note = /tools: compiling/.test(rollback.output) ? "the rollback recompiled the tools (sources changed)" : undefined;
+            return { seconds: (ended - started) / 1000, parts: { "pulumi up": (upDone - started) / 1000, rollback: (ended - upDone) / 1000 }, note };
+        },
+    };
+}
+
+const secs = (value: number) => (Number.isNaN(value) ? "?" : `${value.toFixed(2)} s`);
+const breakdown = (run: SideRun) => Object.values(run.parts).map(secs).join(" + ");
 
 async function main(): Promise<void> {
-    const workDir = fs.mkdtempSync(path.join(os.tmpdir(), "bench-rollout-"));
+    const loadBefore = loadAverage();
+    say(`rounds: ${flags.rounds} after one warm-up of each side; embedding rows: ${flags["embedding-rows"]}; load average ${loadBefore}`);
+    const workDir = removeOnExit(fs.mkdtempSync(path.join(os.tmpdir(), "protea-bench-rollout-")));
     const backupDir = path.join(workDir, "backups");
-    const cluster = await startPostgresCluster({});
-    const stackName = `bench-${randomBytes(4).toString("hex")}`;
-    const env = { PULUMI_BACKEND_URL: `file://${workDir}`, PULUMI_CONFIG_PASSPHRASE: "bench" };
+    const cluster = await startPostgresCluster({ log: say });
+    let testStack: TestStack | undefined;
     try {
         expectSuccess(await alembic(cluster.sqlalchemyUrl, "upgrade", EXPECTED_HEAD), "alembic upgrade");
-        expectSuccess(await seedSample(cluster.sqlalchemyUrl, ["--embedding-rows", String(embeddingRows)]), "seed");
-        const raw = {
-            dbUrl: cluster.sqlalchemyUrl, pgAccess: "url", appDir: FIXTURE_DIR, backupDir, protect: "false",
-            alembic: `${FIXTURE_PYTHON} -m alembic`, backfill: `${FIXTURE_PYTHON} scripts/backfill_schema_sha_v2.py`,
+        say(`seeding the sample with ${flags["embedding-rows"]} embedding rows`);
+        expectSuccess(await seedSample(cluster.sqlalchemyUrl, ["--embedding-rows", String(flags["embedding-rows"])]), "seed");
+        const databaseBytes = Number(await queryScalar(cluster.clientConfig, "SELECT pg_database_size(current_database())"));
+
+        const stackConfig = fixtureStackConfig(cluster.sqlalchemyUrl, backupDir);
+        const config = parseRolloutConfig(Object.fromEntries(Object.entries(stackConfig).map(([key, { value }]) => [key.replace(/^rollout:/, ""), value])), os.homedir(), PROJECT_ROOT);
+        testStack = await newTestStack(PROJECT_ROOT, stackConfig);
+        // Its own remove() runs in `finally`; these cover a signal.
+        removeOnExit(path.join(PROJECT_ROOT, `Pulumi.${testStack.stack.name}.yaml`));
+        removeOnExit(testStack.env.PULUMI_BACKEND_URL.replace(/^file:\/\//, ""));
+
+        const [hand, pulumi] = [byHand(config, cluster), throughPulumi(testStack)];
+        const runSide = async (side: Side, label: string): Promise<SideRun> => {
+            const result = await side.run();
+            removeNow(backupDir);
+            say(`${label}: ${side.name} ${secs(result.seconds)} (${Object.keys(result.parts).join(" + ")}: ${breakdown(result)})${result.note ? `; ${result.note}` : ""}`);
+            return result;
         };
-        const config = parseRolloutConfig(raw);
-        const columns = JSON.stringify(config.newColumns);
-        const byHand = andThen(
-            rolloutCommand("preflight", "--app-dir", config.appDir, "--alembic", config.alembic, "--expected-head", config.expectedHead, "--target-revision", config.targetRevision),
-            rolloutCommand("backup", "--dir", backupDir, "--label", config.backupLabel, "--access", "url"),
-            inDirectory(config.appDir, `${config.alembic} upgrade ${config.targetRevision}`),
-            rolloutCommand("verify-schema", "--expect", "present", "--columns", columns),
-            inDirectory(config.appDir, `${config.backfill} --dry-run`),
-            inDirectory(config.appDir, `${config.backfill} --batch-size ${config.batchSize}`),
-            rolloutCommand("verify-backfill", "--columns", columns, "--parity-sample", config.paritySample),
-        );
-        const commandEnv = { ...process.env, PROTEA_DB_URL: cluster.sqlalchemyUrl, PGOPTIONS: `-c lock_timeout=${config.lockTimeout}` };
 
-        const stack = await LocalWorkspace.createStack({ stackName, workDir: PROJECT_ROOT }, { envVars: env });
-        await stack.setAllConfig(Object.fromEntries(Object.entries(raw).map(([k, value]) => [`rollout:${k}`, { value, secret: k === "dbUrl" }])));
-
-        const hand: number[] = [];
-        const pulumi: number[] = [];
-        for (let i = 1; i <= runs; i++) {
-            let started = performance.now();
-            const result = await runShell(byHand, { env: commandEnv });
-            if (result.code !== 0) throw new Error(`by hand failed:\n${tail(result.stderr)}`);
-            hand.push((performance.now() - started) / 1000);
-            expectSuccess(await alembic(cluster.sqlalchemyUrl, "downgrade", EXPECTED_HEAD), "reset");
-            fs.rmSync(backupDir, { recursive: true, force: true });
-
-            started = performance.now();
-            await stack.up();
-            pulumi.push((performance.now() - started) / 1000);
-            await stack.destroy();
-            fs.rmSync(backupDir, { recursive: true, force: true });
-            say(`run ${i}: by hand ${hand[i - 1].toFixed(2)}s, pulumi up ${pulumi[i - 1].toFixed(2)}s`);
+        // The first run of each side pays for cold caches (node modules, Python imports, the plugin): not counted.
+        await runSide(hand, "warm-up");
+        await runSide(pulumi, "warm-up");
+        const rounds: { first: string; hand: SideRun; pulumi: SideRun }[] = [];
+        for (let i = 1; i <= flags.rounds; i++) {
+            // The warm-up ran by hand first; round 1 starts with pulumi, then they alternate.
+            const order = i % 2 === 1 ? [pulumi, hand] : [hand, pulumi];
+            const results = new Map<Side, SideRun>();
+            for (const side of order) results.set(side, await runSide(side, `round ${i}/${flags.rounds}`));
+            rounds.push({ first: order[0].name, hand: results.get(hand)!, pulumi: results.get(pulumi)! });
         }
-        const ratio = median(pulumi) / median(hand);
-        say(`median by hand ${median(hand).toFixed(2)}s, pulumi up ${median(pulumi).toFixed(2)}s, ratio ${ratio.toFixed(2)} (${embeddingRows} embedding rows; load ${os.loadavg()[0].toFixed(2)})`);
-        await stack.workspace.removeStack(stackName, { force: true });
+
+        const handMedian = median(rounds.map((r) => r.hand.seconds));
+        const pulumiMedian = median(rounds.map((r) => r.pulumi.seconds));
+        const partMedians = (pick: (r: (typeof rounds)[number]) => SideRun) =>
+            Object.keys(pick(rounds[0]).parts).map((part) => `${part} ${secs(median(rounds.map((r) => pick(r).parts[part])))}`).join(", ");
+        const lines = [
+            "",
+            `rollout: pulumi up + rollback vs the runbook's commands by hand; rounds: ${flags.rounds}, after one uncounted warm-up of each side`,
+            `data: the fixture sample with ${flags["embedding-rows"]} embedding rows, database ${(databaseBytes / 2 ** 20).toFixed(1)} MiB`,
+            `machine: ${machineLine(loadBefore)}`,
+            "",
+            table([
+                ["round", "first", "by hand", "pulumi up + rollback", "(up + rollback)"],
+                ...rounds.map((r, i) => [String(i + 1), r.first, secs(r.hand.seconds), secs(r.pulumi.seconds), breakdown(r.pulumi) + (r.pulumi.note ? `  (${r.pulumi.note})` : "")]),
+                ["median", "", secs(handMedian), secs(pulumiMedian), ""],
+            ]),
+            "",
+            `ratio of medians, pulumi / by hand: ${(pulumiMedian / handMedian).toFixed(2)}x (target: at most 2x on the default sample, 1.1x on >= 1 GB)`,
+            `by hand, median per step: ${partMedians((r) => r.hand)}`,
+            `pulumi, median per part: ${partMedians((r) => r.pulumi)}`,
+        ];
+        process.stdout.write(`${lines.join("\n")}\n`);
     } finally {
-        fs.rmSync(path.join(PROJECT_ROOT, `Pulumi.${stackName}.yaml`), { force: true });
+        await testStack?.remove().catch((err: Error) => say(`removing the stack: ${err.message}`));
         await cluster.stop();
-        fs.rmSync(workDir, { recursive: true, force: true });
+        removeNow(workDir);
     }
 }
 
 main().catch((err: Error) => {
-    process.stderr.write(`bench: ${err.message}\n`);
+    say(err.message);
     process.exit(1);
 });

@@ -1,0 +1,94 @@
+/**
+ * What the benchmark scripts share: flags with `--help` (lib/cliFlags.ts),
+ * `bench:` progress lines on stderr, medians, the machine's load, a plain
+ * text table, and temporary paths that go away however the script ends.
+ */
+import * as fs from "node:fs";
+import * as os from "node:os";
+import { parseFlags } from "../lib/cliFlags";
+
+/** One progress line on stderr; stdout is kept for the final summary. */
+export function say(line: string): void {
+    process.stderr.write(`bench: ${line}\n`);
+}
+
+/** A flag's default: a string, or a whole number with its smallest allowed value. */
+export type FlagSpec = Record<string, string | { default: number; min: number }>;
+export type FlagValues<S extends FlagSpec> = { [K in keyof S]: S[K] extends string ? string : number };
+
+/** Reads `--name value` flags (`--help` prints `usage` and exits 0); a bad flag exits 2 with the usage. */
+export function benchFlags<S extends FlagSpec>(spec: S, usage: string): FlagValues<S> {
+    const fail = (message: string): never => {
+        process.stderr.write(`${message}\n`);
+        process.exit(2);
+    };
+    let given: Record<string, string | boolean> = {};
+    try {
+        given = parseFlags(process.argv.slice(2), Object.fromEntries(Object.keys(spec).map((name) => [name, "value" as const])), usage);
+    } catch (err) {
+        fail((err as Error).message);
+    }
+    const values: Record<string, string | number> = {};
+    for (const [name, wanted] of Object.entries(spec)) {
+        const text = given[name];
+        if (typeof wanted === "string") {
+            values[name] = typeof text === "string" ? text : wanted;
+            continue;
+        }
+        const value = typeof text === "string" ? Number(text) : wanted.default;
+        if (!Number.isInteger(value) || value < wanted.min) fail(`--${name} must be a whole number of at least ${wanted.min}, got "${text}"\n\n${usage}`);
+        values[name] = value;
+    }
+    return values as FlagValues<S>;
+}
+
+export function median(values: readonly number[]): number {
+    const sorted = [...values].sort((a, b) => a - b);
+    const mid = Math.floor(sorted.length / 2);
+    return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+/** The load average over 1, 5 and 15 minutes, "1.06 1.17 1.36": other work on the machine skews every figure. */
+export function loadAverage(): string {
+    return os.loadavg().map((n) => n.toFixed(2)).join(" ");
+}
+
+/** For a summary: the cores, and the load average at the start (`before`, from {@link loadAverage}) and now. */
+export function machineLine(before: string): string {
+    return `${os.cpus().length} cores; load average (1, 5, 15 min) ${before} at the start, ${loadAverage()} at the end`;
+}
+
+/** Rows of cells as left-aligned columns, the first row a header. */
+export function table(rows: readonly (readonly string[])[]): string {
+    const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => (row[i] ?? "").length)));
+    return rows.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]))).join("  ")).join("\n");
+}
+
+const leftovers = new Set<string>();
+
+/**
+ * Removes `file` (a directory recursively) when the process exits, also on
+ * SIGINT/SIGTERM/SIGHUP, where `finally` blocks never run. Clusters have the
+ * same safety net in lib/postgresCluster.ts. Returns `file`.
+ */
+export function removeOnExit(file: string): string {
+    leftovers.add(file);
+    return file;
+}
+
+/** Removes it now (and forgets it). */
+export function removeNow(file: string): void {
+    fs.rmSync(file, { recursive: true, force: true });
+    leftovers.delete(file);
+}
+
+process.on("exit", () => {
+    for (const file of leftovers) fs.rmSync(file, { recursive: true, force: true });
+});
+for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+    // Exiting runs the "exit" handlers: these paths, and lib/postgresCluster's clusters.
+    process.on(signal, () => {
+        say(`${signal}: cleaning up`);
+        process.exit(128 + os.constants.signals[signal]);
+    });
+}
