@@ -18,6 +18,7 @@ import { parseBackfillSummary } from "../lib/backfillSummary";
 import { checkBackupDir, earlierBackups, takeBackup, utcStamp } from "../lib/backup";
 import { checkClientTools, ClientToolTarget } from "../lib/clientTools";
 import { NewColumn, parseDuration, PgAccess, resolveSetting } from "../lib/config";
+import { applyInShortTries, LockBudgetSpent, lockBlockers, LockRetryPolicy } from "../lib/lockAwareApply";
 import { completeDatabaseUrlFromPasswordFile, databaseFromEnvironment, withDatabase } from "../lib/database";
 import { runProbes } from "../lib/probes";
 import { stopAllChildren } from "../lib/processes";
@@ -45,7 +46,11 @@ commands (paths relative to the project root or "~/…"; durations like 90s, 30m
                   downgrade, then all absent; check: the database still has the migration
                     --direction up|down|check --stack NAME --app-dir DIR --alembic CMD
                     --expected-head REV --target-revision REV --columns JSON
-                    [--lock-timeout 5s] [--timeout D] [--resume-writers CMD --resume-on-failure true|false]
+                    [--lock-timeout 2s --lock-retries 10 --lock-budget 2min] [--timeout D]
+                    [--resume-writers CMD --resume-on-failure true|false]
+                  the DDL runs in short tries: none while a session has held a lock on the
+                  tables longer than --lock-timeout, each try one transaction, backoff with
+                  jitter between tries; fails naming the blockers once the budget is spent
   backfill        the application's backfill (--mode dry-run: read-only session), output
                   scrubbed and summarised, all of it in a log file in --log-dir; the new
                   columns' NULL counts before and after, from the database
@@ -62,10 +67,10 @@ commands (paths relative to the project root or "~/…"; durations like 90s, 30m
                     [--resume-writers CMD --resume-on-failure true|false]
   probe           the dry run, read-only: database size, backup room, alembic
                   current/heads and the gate's verdict, the client tools, pending
-                  SQL (alembic --sql) and its lock-safety reading, the backfill's
-                  --dry-run; always exits 0, a failed probe is reported in the JSON
+                  SQL (alembic --sql) and its lock-safety reading, the sessions in the
+                  migration's way, the backfill's --dry-run; always exits 0, a failed probe is reported in the JSON
                     --app-dir DIR --alembic CMD --backfill CMD --expected-head REV
-                    --target-revision REV --backup-dir DIR --columns JSON
+                    --target-revision REV --backup-dir DIR --columns JSON [--lock-timeout 2s]
                     [--access url|docker-exec --container NAME --db-user USER --db-name DB]
 
 --columns is a JSON list of {"table","column","index","legacyColumn"}.`;
@@ -77,6 +82,7 @@ type Values = Record<string, string | boolean | undefined>;
 const say = (line: string) => process.stderr.write(`${line}\n`);
 const result = (value: unknown) => process.stdout.write(`${JSON.stringify(value)}\n`);
 const DEFAULT_TIMEOUT = "4h";
+const [DEFAULT_LOCK_TIMEOUT, DEFAULT_LOCK_RETRIES, DEFAULT_LOCK_BUDGET] = ["2s", "10", "2min"];
 
 function required(values: Values, name: string): string {
     const value = values[name];
@@ -92,6 +98,17 @@ function columnsOption(values: Values): NewColumn[] {
 
 /** A path option, resolved against this checkout at run time. */
 const pathOption = (values: Values, name: string) => resolveSetting(required(values, name), PROJECT_ROOT);
+
+/** --lock-timeout per try, --lock-retries, --lock-budget: the lock-aware apply (lib/lockAwareApply.ts). */
+function lockRetryPolicy(values: Values): LockRetryPolicy {
+    const lockTimeoutMs = parseDuration(optional(values, "lock-timeout") ?? DEFAULT_LOCK_TIMEOUT);
+    const retries = Number(optional(values, "lock-retries") ?? DEFAULT_LOCK_RETRIES);
+    const budgetMs = parseDuration(optional(values, "lock-budget") ?? DEFAULT_LOCK_BUDGET);
+    if (lockTimeoutMs === undefined || lockTimeoutMs < 1) throw new GateFailure("--lock-timeout must be a duration like 1s or 500ms");
+    if (!Number.isInteger(retries) || retries < 0) throw new GateFailure("--lock-retries must be a whole number, 0 or more");
+    if (budgetMs === undefined) throw new GateFailure("--lock-budget must be a duration like 2min");
+    return { lockTimeoutMs, retries, budgetMs };
+}
 
 function timeoutMs(values: Values): number {
     const text = optional(values, "timeout") ?? DEFAULT_TIMEOUT;
@@ -242,20 +259,36 @@ async function migrate(values: Values): Promise<void> {
             }
             to = expectedHead;
         }
-        const lockTimeout = optional(values, "lock-timeout") ?? "5s";
-        // A DDL statement that cannot get its lock in time fails instead of queueing every writer behind it.
-        const pgOptions = [process.env.PGOPTIONS, `-c lock_timeout=${lockTimeout}`].filter(Boolean).join(" ");
-        const run = await runAppCommand({
-            label: `alembic ${direction === "up" ? "upgrade" : "downgrade"}`,
-            command: `${alembic} ${direction === "up" ? "upgrade" : "downgrade"} ${quote(to)}`,
-            cwd: appDir,
-            env: { ...process.env, PGOPTIONS: pgOptions },
-            secrets: secrets(),
-            timeoutMs: timeoutMs(values),
-        });
+        const policy = lockRetryPolicy(values);
+        // A DDL statement that cannot get its lock in time fails instead of queueing every writer behind it; the apply tries again later.
+        const pgOptions = [process.env.PGOPTIONS, `-c lock_timeout=${policy.lockTimeoutMs}ms`].filter(Boolean).join(" ");
+        const what = `alembic ${direction === "up" ? "upgrade" : "downgrade"} ${to}`;
+        const tables = [...new Set(columns.map((c) => c.table))];
+        const deadline = Date.now() + timeoutMs(values);
+        let run: Awaited<ReturnType<typeof runAppCommand>>;
+        try {
+            ({ outcome: run } = await applyInShortTries({
+                policy,
+                what,
+                log: say,
+                blockers: () => lockBlockers(lock.client, tables, policy.lockTimeoutMs / 1000),
+                attempt: () =>
+                    runAppCommand({
+                        label: `alembic ${direction === "up" ? "upgrade" : "downgrade"}`,
+                        command: `${alembic} ${direction === "up" ? "upgrade" : "downgrade"} ${quote(to)}`,
+                        cwd: appDir,
+                        env: { ...process.env, PGOPTIONS: pgOptions },
+                        secrets: secrets(),
+                        timeoutMs: Math.max(1000, deadline - Date.now()),
+                    }),
+            }));
+        } catch (error) {
+            if (error instanceof LockBudgetSpent) throw new GateFailure(error.message);
+            throw error;
+        }
         if (run.code !== 0) {
             const why = run.timedOut ? `stopped past rollout:stepTimeout` : `exit ${run.code}`;
-            throw new GateFailure(`alembic ${direction === "up" ? "upgrade" : "downgrade"} ${to} failed (${why}); its transaction rolled back:\n${run.tail}`);
+            throw new GateFailure(`${what} failed (${why}); its transaction rolled back:\n${run.tail}`);
         }
         const problems = schemaMismatches(await columnStates(lock.client, columns), direction === "up" ? "present" : "absent");
         if (problems.length > 0) throw new GateFailure(`schema check after ${direction === "up" ? "the upgrade" : "the downgrade"}: ${problems.join("; ")}`);
@@ -374,6 +407,7 @@ async function probe(values: Values): Promise<void> {
             targetRevision: required(values, "target-revision"),
             backupDir: pathOption(values, "backup-dir"),
             newColumns: columnsOption(values),
+            lockTimeout: optional(values, "lock-timeout") ?? DEFAULT_LOCK_TIMEOUT,
             clientTools: optional(values, "access") ? clientTargetOption(values) : undefined,
         },
         process.env,
@@ -401,7 +435,7 @@ const OPTIONS = {
     "db-user": { type: "string" }, "db-name": { type: "string" }, "parity-sample": { type: "string" },
     backfill: { type: "string" }, "backup-dir": { type: "string" }, stack: { type: "string" },
     direction: { type: "string" }, mode: { type: "string" }, "batch-size": { type: "string" }, force: { type: "boolean" },
-    "log-dir": { type: "string" }, "lock-timeout": { type: "string" }, timeout: { type: "string" },
+    "log-dir": { type: "string" }, "lock-timeout": { type: "string" }, "lock-retries": { type: "string" }, "lock-budget": { type: "string" }, timeout: { type: "string" },
     "resume-writers": { type: "string" }, "resume-on-failure": { type: "string" }, action: { type: "string" }, command: { type: "string" },
 } as const;
 

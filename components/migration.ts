@@ -17,8 +17,10 @@ export interface MigrationArgs {
     targetRevision: string;
     /** Columns and indexes the upgrade must create and the downgrade must drop. */
     newColumns: NewColumn[];
-    /** PostgreSQL lock_timeout for the migration's session, e.g. "5s". */
+    /** The lock-aware apply (lib/lockAwareApply.ts): lock_timeout of each try, e.g. "2s"; tries after the first; their time budget. */
     lockTimeout: string;
+    lockRetries: number;
+    lockRetryBudget: string;
     /** rollout:stepTimeout. */
     timeout: string;
     /** Checks the database still has the migration whenever it shows it does not. */
@@ -54,13 +56,14 @@ export class Migration extends pulumi.ComponentResource {
             "--target-revision", args.targetRevision,
             "--columns", JSON.stringify(args.newColumns),
         ];
+        const lockAware = ["--lock-timeout", args.lockTimeout, "--lock-retries", args.lockRetries, "--lock-budget", args.lockRetryBudget, "--timeout", args.timeout];
         const { stdin, ignoreChanges } = rerunOn(args.rerun);
         const upgrade = new command.local.Command(
             `${name}-upgrade`,
             {
-                create: rolloutCommand("migrate", "--direction", "up", ...common, "--lock-timeout", args.lockTimeout, "--timeout", args.timeout, ...resumeArgs(args.resume)),
+                create: rolloutCommand("migrate", "--direction", "up", ...common, ...lockAware, ...resumeArgs(args.resume)),
                 update: rolloutCommand("migrate", "--direction", "check", ...common, ...resumeArgs(args.resume)),
-                delete: rolloutCommand("migrate", "--direction", "down", ...common, "--lock-timeout", args.lockTimeout, "--timeout", args.timeout),
+                delete: rolloutCommand("migrate", "--direction", "down", ...common, ...lockAware),
                 environment: args.environment,
                 stdin,
             },

@@ -26,6 +26,7 @@ export function probeCommand(config: RolloutConfig): string {
         "--target-revision", config.targetRevision,
         "--backup-dir", config.backupDir,
         "--columns", JSON.stringify(config.newColumns),
+        "--lock-timeout", config.lockTimeout,
         ...clientToolArgs(config),
     );
     return `${probe} || true`;

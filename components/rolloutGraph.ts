@@ -95,6 +95,8 @@ export function createRollout(
             targetRevision: config.targetRevision,
             newColumns: config.newColumns,
             lockTimeout: config.lockTimeout,
+            lockRetries: config.lockRetries,
+            lockRetryBudget: config.lockRetryBudget,
             timeout,
             rerun: reruns.apply,
             resume,

@@ -40,7 +40,10 @@ export interface RolloutConfig {
     newColumns: NewColumn[];
     pauseWriters?: string;
     resumeWriters?: string;
+    /** The lock-aware apply: lock_timeout of each try, tries after the first, and the time all tries may take. */
     lockTimeout: string;
+    lockRetries: number;
+    lockRetryBudget: string;
     /** Longest a step may run before it is stopped (rollout:stepTimeout), as configured and in ms. */
     stepTimeout: string;
     stepTimeoutMs: number;
@@ -101,7 +104,6 @@ export function resolveSetting(setting: string, baseDir: string, home = os.homed
     return path.resolve(baseDir, expandHome(setting, home));
 }
 const IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/;
-const LOCK_TIMEOUT = /^\d+(ms|s|min)?$/;
 
 export function expandHome(p: string, home = os.homedir()): string {
     if (p === "~") return home;
@@ -175,8 +177,13 @@ export function parseRolloutConfig(raw: RawConfig, home = os.homedir(), baseDir 
     if (expectedHead === targetRevision) {
         problems.push("rollout:targetRevision equals rollout:expectedHead: there is nothing to migrate");
     }
-    const lockTimeout = text("lockTimeout", "5s");
-    if (!LOCK_TIMEOUT.test(lockTimeout)) problems.push(`rollout:lockTimeout must look like 5s, 1500ms or 1min, got "${lockTimeout}"`);
+    const lockTimeout = text("lockTimeout", "2s");
+    const lockTimeoutMs = parseDuration(lockTimeout);
+    if (lockTimeoutMs === undefined || lockTimeoutMs < 1 || lockTimeoutMs > 600_000) problems.push(`rollout:lockTimeout must be a duration from 1ms to 10min like 2s, 1500ms or 1min, got "${lockTimeout}"`);
+    const lockRetries = integer("lockRetries", 10, 0, 1000);
+    const lockRetryBudget = text("lockRetryBudget", "2min");
+    const lockRetryBudgetMs = parseDuration(lockRetryBudget);
+    if (lockRetryBudgetMs === undefined) problems.push(`rollout:lockRetryBudget must be a duration like 90s or 2min, got "${lockRetryBudget}"`);
     const stepTimeout = text("stepTimeout", "4h");
     const stepTimeoutMs = parseDuration(stepTimeout);
     if (stepTimeoutMs === undefined || stepTimeoutMs < 1000) problems.push(`rollout:stepTimeout must be a duration of at least 1s like 90s, 30min or 4h, got "${stepTimeout}"`);
@@ -207,6 +214,8 @@ export function parseRolloutConfig(raw: RawConfig, home = os.homedir(), baseDir 
         pauseWriters: raw.pauseWriters || undefined,
         resumeWriters: raw.resumeWriters || undefined,
         lockTimeout,
+        lockRetries,
+        lockRetryBudget,
         stepTimeout,
         stepTimeoutMs: stepTimeoutMs ?? 0,
         resumeOnFailure: flag("resumeOnFailure", true),
@@ -252,5 +261,5 @@ function parseNewColumns(value: string, problems: string[]): NewColumn[] {
 export const CONFIG_KEYS = [
     "appDir", "alembic", "backfill", "expectedHead", "targetRevision", "dbUrl", "pgAccess",
     "container", "dbUser", "dbName", "backupDir", "backupLabel", "batchSize", "forceBackfill",
-    "newColumns", "pauseWriters", "resumeWriters", "lockTimeout", "stepTimeout", "resumeOnFailure", "paritySample", "restoreJobs", "protect", "dbPasswordFile",
+    "newColumns", "pauseWriters", "resumeWriters", "lockTimeout", "lockRetries", "lockRetryBudget", "stepTimeout", "resumeOnFailure", "paritySample", "restoreJobs", "protect", "dbPasswordFile",
 ] as const;

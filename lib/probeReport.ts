@@ -5,6 +5,7 @@
  */
 import * as path from "node:path";
 import type { ClientToolsVerdict } from "./clientTools";
+import { describeBlocker, LockBlocker } from "./lockAwareApply";
 import type { LockSafetyReport } from "./lockSafety";
 import { tail } from "./processes";
 
@@ -71,11 +72,13 @@ export interface ProbeReport {
     pendingSql: Probe<PendingSql>;
     backfill: Probe<BackfillPreview>;
     lockSafety: Probe<LockSafetyReport>;
+    /** Sessions in the migration's way (lib/lockAwareApply.ts). */
+    blockers: Probe<LockBlocker[]>;
     /** Wall time of all probes. */
     millis: number;
 }
 
-export const PROBE_NAMES = ["database", "backupSpace", "alembicCurrent", "alembicHeads", "preflightGate", "pendingSql", "backfill", "lockSafety"] as const;
+export const PROBE_NAMES = ["database", "backupSpace", "alembicCurrent", "alembicHeads", "preflightGate", "pendingSql", "backfill", "lockSafety", "blockers"] as const;
 export type ProbeName = (typeof PROBE_NAMES)[number];
 
 const failed = <T>(error: string): Probe<T> => ({ ok: false, error, millis: 0 });
@@ -218,6 +221,11 @@ export function formatProbeReport(report: ProbeReport, context: { stackHoldsMigr
         info(`lock safety: ${locks.value.statements} statements read with PostgreSQL ${Math.floor(locks.value.parserVersion / 10000)}'s parser; ${warnings.length} make readers or writers wait`);
         for (const f of locks.value.findings) (f.severity === "warning" ? warn : info)(`lock safety: ${f.message}`);
     } else failure("lock safety", locks);
+
+    const blockers = report.blockers;
+    if (blockers.ok && blockers.value.length === 0) info("no session holds or waits for a lock on the migration's tables, runs pg_dump, or sits in a long or idle transaction");
+    else if (blockers.ok) for (const b of blockers.value) warn(`in the migration's way (${b.why}): ${describeBlocker(b)}`);
+    else failure("sessions in the migration's way", blockers);
 
     const backfill = report.backfill;
     if (backfill.ok) {

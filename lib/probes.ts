@@ -15,10 +15,11 @@ import * as path from "node:path";
 import type { Client } from "pg";
 import { alembicRevisions, judgeRevisions } from "./alembic";
 import { parseBackfillSummary } from "./backfillSummary";
-import type { NewColumn } from "./config";
+import { NewColumn, parseDuration } from "./config";
 import { checkClientTools, ClientToolTarget, ClientToolsVerdict } from "./clientTools";
 import { connect, databaseFromEnvironment } from "./database";
 import type { LibpqSettings } from "./databaseUrl";
+import { LockBlocker, lockBlockers } from "./lockAwareApply";
 import type { LockSafetyReport, RowEstimate } from "./lockSafety";
 import type { BackfillPreview, BackfillTablePreview, BackupSpace, DatabaseFacts, GateVerdict, PendingSql, Probe, ProbeReport } from "./probeReport";
 import { redactReport, secretsOf } from "./probeReport";
@@ -38,6 +39,8 @@ export interface ProbeOptions {
     /** Where the pre-flight dump would go. */
     backupDir: string;
     newColumns: NewColumn[];
+    /** lock_timeout of one try of the migration (rollout:lockTimeout): sessions older than this would hold it up. */
+    lockTimeout: string;
     /** Where the client tools run; unset: not checked. */
     clientTools?: ClientToolTarget;
 }
@@ -265,6 +268,17 @@ export async function runProbes(options: ProbeOptions, env: NodeJS.ProcessEnv, l
             return probe(async () => backupSpace(options.backupDir, valueOf(db)?.sizeBytes));
         })();
 
+        const blockers = (async (): Promise<Probe<LockBlocker[]>> => {
+            const db = await database;
+            if (!db.ok) return failed(`needs the database: ${db.error}`);
+            const pending = await pendingSql;
+            return probe(async () => {
+                const tables = new Set(options.newColumns.map((c) => c.table));
+                if (pending.ok) for (const t of await (await import("./lockSafety")).tablesInSql(pending.value.sql)) tables.add(t);
+                return lockBlockers(client as Client, [...tables], (parseDuration(options.lockTimeout) ?? 2000) / 1000);
+            });
+        })();
+
         const clientTools = (async (): Promise<Probe<ClientToolsVerdict> | undefined> => {
             const target = options.clientTools;
             if (!target) return undefined;
@@ -282,6 +296,7 @@ export async function runProbes(options: ProbeOptions, env: NodeJS.ProcessEnv, l
             pendingSql: await pendingSql,
             backfill: await backfill,
             lockSafety: await lockSafety,
+            blockers: await blockers,
             millis: 0,
         };
         report.millis = Math.round(performance.now() - started);

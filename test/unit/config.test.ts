@@ -30,7 +30,9 @@ describe("parseRolloutConfig", () => {
             backupLabel: "pre-t16",
             batchSize: 100,
             forceBackfill: false,
-            lockTimeout: "5s",
+            lockTimeout: "2s",
+            lockRetries: 10,
+            lockRetryBudget: "2min",
             paritySample: 10,
             protect: true,
         });

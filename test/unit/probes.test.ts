@@ -18,6 +18,7 @@ function healthyReport(): ProbeReport {
         preflightGate: ok({ ok: true, alreadyAtTarget: false, message: "alembic current = 9d2fb5a07e4c (expected head); checkout head = a3c1d8e2f4b6 (target)" }),
         pendingSql: ok({ range: "9d2fb5a07e4c:a3c1d8e2f4b6", sql: "BEGIN;\nALTER TABLE dataset ADD COLUMN schema_sha_v2 TEXT;\nCOMMIT;" }),
         backfill: ok({ source: "row counts", tables: { dataset: { wouldUpdate: 2, skipped: 0 }, reranker_model: { wouldUpdate: 51, skipped: 0 } } }),
+        blockers: ok([]),
         lockSafety: ok({
             statements: 3,
             parserVersion: 160001,
@@ -46,7 +47,7 @@ describe("probe report formatting", () => {
         const lines = formatProbeReport(healthyReport());
         expect(texts(lines, "warn")).toEqual([]);
         expect(lines.map((l) => l.text.split(":")[1].trim().split(" ")[0])).toEqual([
-            "database", "backup", "alembic", "alembic", "the", "pending", "lock", "lock", "backfill",
+            "database", "backup", "alembic", "alembic", "the", "pending", "lock", "lock", "no", "backfill",
         ]);
         expect(lines[0].text).toBe("dry run: database protea at db.internal:5432 answers: PostgreSQL 16.4, 1.9 GiB");
         expect(lines[1].text).toBe("dry run: backup: 50.0 GiB free in /backups; the dump needs up to 1.9 GiB (the database's size)");
@@ -61,6 +62,16 @@ describe("probe report formatting", () => {
         const lines = formatProbeReport(report);
         expect(texts(lines, "warn")).toEqual(["dry run: the update would stop here: alembic current is 1111aaaa2222 but rollout:expectedHead is 9d2fb5a07e4c: stop and reconcile with the deployer"]);
         expect(lines).toHaveLength(formatProbeReport(healthyReport()).length);
+    });
+
+    it("names each session in the migration's way as a warning: pid, user, application, state, age, locks, query", () => {
+        const report = healthyReport();
+        report.blockers = ok([
+            { pid: 4242, user: "analyst", application: "psql", state: "idle in transaction", ageSeconds: 95, query: "SELECT count(*) FROM reranker_model", locks: "holds AccessShareLock on reranker_model", why: "has locks on the tables, idle in a transaction" },
+        ]);
+        expect(texts(formatProbeReport(report), "warn")).toEqual([
+            'dry run: in the migration\'s way (has locks on the tables, idle in a transaction): pid 4242 (user analyst, application "psql", idle in transaction for 95 s; holds AccessShareLock on reranker_model): SELECT count(*) FROM reranker_model',
+        ]);
     });
 
     it("client tools that would fail the gate are a warning naming what to do; a good pair is information", () => {

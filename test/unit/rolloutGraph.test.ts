@@ -46,7 +46,7 @@ describe("the rollout graph", () => {
         expect(migration.deleteBeforeReplace).toBe(true);
         expect(migration.inputs.create).toMatch(/protea-rollout migrate --direction up --stack rollout\/prod --app-dir '~\/Thesis2\/repositories\/PROTEA' --alembic 'poetry run alembic' --expected-head 9d2fb5a07e4c --target-revision a3c1d8e2f4b6 --columns /);
         expect(migration.inputs.update).toMatch(/protea-rollout migrate --direction check /);
-        expect(migration.inputs.delete).toMatch(/protea-rollout migrate --direction down .* --lock-timeout 5s --timeout 4h$/);
+        expect(migration.inputs.delete).toMatch(/protea-rollout migrate --direction down .* --lock-timeout 2s --lock-retries 10 --lock-budget 2min --timeout 4h$/);
     });
 
     it("stores no path of the checkout, of node or of this machine in any command", async () => {

@@ -55,6 +55,8 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
   [ "$POSTGRES_DB" = postgres ] || psql -X -q -v ON_ERROR_STOP=1 -U "$POSTGRES_USER" -d postgres -c "CREATE DATABASE \\"$POSTGRES_DB\\""
   as_postgres pg_ctl -D "$PGDATA" -m fast -w stop >/dev/null
 fi
+# \`docker run IMAGE postgres -c …\` (the official image's form, as the drill uses it) passes settings.
+[ "\${1:-}" != postgres ] || shift
 exec setpriv --reuid=postgres --regid=postgres --init-groups postgres -D "$PGDATA" -c listen_addresses='*' "$@"
 `;
 
@@ -110,6 +112,7 @@ export async function startDockerEngine(): Promise<DockerEngine> {
     say(`starting dockerd --iptables=false (log: ${log})`);
     const out = fs.openSync(log, "w");
     const dockerd: ChildProcess = spawn("dockerd", ["--iptables=false"], { detached: true, stdio: ["ignore", out, out] });
+    dockerd.unref();
     fs.closeSync(out);
     let exited = false;
     dockerd.on("exit", () => (exited = true));
@@ -263,3 +266,19 @@ export function useDockerPostgres(hooks: SuiteHooks, name = "protea-postgres-1")
 
 /** `docker inspect` of a container, as text (to search for what must not be there). */
 export const inspectContainer = (name: string) => execFileSync("docker", ["inspect", name], { encoding: "utf8" });
+
+// `npm run pgvector-image`: build the image for a drill where no registry is reachable (README).
+if (require.main === module) {
+    (async () => {
+        await ensureDockerInstalled();
+        const engine = await startDockerEngine();
+        try {
+            process.stdout.write(`${await ensurePgvectorImage()}\n`);
+        } finally {
+            if (process.argv.includes("--stop-engine")) await engine.stop();
+        }
+    })().catch((error: Error) => {
+        process.stderr.write(`docker-postgres: ${error.message}\n`);
+        process.exit(1);
+    });
+}
