@@ -18,6 +18,7 @@ import { parseBackfillSummary } from "../lib/backfillSummary";
 import { checkBackupDir, earlierBackups, takeBackup, utcStamp } from "../lib/backup";
 import { checkClientTools, ClientToolTarget } from "../lib/clientTools";
 import { NewColumn, parseDuration, PgAccess, resolveSetting } from "../lib/config";
+import { describeParityDrift, parityDrift, parseParityCutover } from "../lib/parityDrift";
 import { applyInShortTries, LockBudgetSpent, lockBlockers, LockRetryPolicy } from "../lib/lockAwareApply";
 import { completeDatabaseUrlFromPasswordFile, databaseFromEnvironment, withDatabase } from "../lib/database";
 import { runProbes } from "../lib/probes";
@@ -64,6 +65,9 @@ commands (paths relative to the project root or "~/…"; durations like 90s, 30m
   verify-backfill the migration is still there, no NULL left in any new column;
                   parity of the latest rows
                     --columns JSON --parity-sample N [--stack NAME]
+                    [--parity-cutover TIME|ID [--parity-cutover-column COL] --report-dir DIR]
+                  with a cut-over: rows after it whose legacy and v2 values differ fail
+                  the gate, their first ids listed; every count in DIR/parity-<UTC>.json
                     [--resume-writers CMD --resume-on-failure true|false]
   probe           the dry run, read-only: database size, backup room, alembic
                   current/heads and the gate's verdict, the client tools, pending
@@ -72,6 +76,7 @@ commands (paths relative to the project root or "~/…"; durations like 90s, 30m
                     --app-dir DIR --alembic CMD --backfill CMD --expected-head REV
                     --target-revision REV --backup-dir DIR --columns JSON [--lock-timeout 2s]
                     [--access url|docker-exec --container NAME --db-user USER --db-name DB]
+                    [--parity-cutover TIME|ID [--parity-cutover-column COL]]
 
 --columns is a JSON list of {"table","column","index","legacyColumn"}.`;
 
@@ -379,10 +384,14 @@ async function writers(values: Values): Promise<void> {
 async function verifyBackfill(values: Values): Promise<void> {
     const columns = columnsOption(values);
     const sample = Number(required(values, "parity-sample"));
-    const { missing, counts, parity } = await withDatabase(databaseFromEnvironment(), async (client) => {
+    const parsed = parseParityCutover(optional(values, "parity-cutover"), optional(values, "parity-cutover-column"));
+    if (parsed.problem) throw new GateFailure(parsed.problem);
+    const cutover = parsed.cutover;
+    const { missing, counts, parity, drift } = await withDatabase(databaseFromEnvironment(), async (client) => {
         const missing = schemaMismatches(await columnStates(client, columns), "present");
-        if (missing.length > 0) return { missing, counts: [], parity: [] };
-        return { missing, counts: await nullCounts(client, columns), parity: await parityReport(client, columns, sample) };
+        if (missing.length > 0) return { missing, counts: [], parity: [], drift: [] };
+        const drift = cutover ? await parityDrift(client, columns, cutover) : [];
+        return { missing, counts: await nullCounts(client, columns), parity: await parityReport(client, columns, sample), drift };
     });
     if (missing.length > 0) {
         const stack = optional(values, "stack") ? stackOption(values).name : "<name>";
@@ -394,7 +403,23 @@ async function verifyBackfill(values: Values): Promise<void> {
     if (left.length > 0) {
         throw new GateFailure(`verification gate: ${left.map((c) => `${c.table} has ${c.nulls} rows with ${c.column} IS NULL`).join("; ")}; re-run the backfill (pulumi up) before resuming writers`);
     }
-    result({ nulls: counts, parity });
+    let report: string | undefined;
+    if (cutover) {
+        for (const d of drift) say(`verification: parity ${describeParityDrift(d, cutover)}`);
+        // The ids an investigation starts from, kept beside the dumps.
+        const dir = pathOption(values, "report-dir");
+        fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+        report = path.join(dir, `parity-${utcStamp()}.json`);
+        fs.writeFileSync(report, `${JSON.stringify({ cutover, tables: drift }, null, 2)}\n`, { mode: 0o600 });
+        const drifted = drift.filter((d) => d.after.differ > 0);
+        if (drifted.length > 0) {
+            throw new GateFailure(
+                `verification gate: parity drift after the cut-over (rollout:parityCutover ${cutover.value}), a regression to investigate before the next export: ` +
+                    `${drifted.map((d) => describeParityDrift(d, cutover)).join("; ")}. Every row is in ${report}`,
+            );
+        }
+    }
+    result({ nulls: counts, parity, ...(cutover ? { drift, report } : {}) });
 }
 
 async function probe(values: Values): Promise<void> {
@@ -408,6 +433,7 @@ async function probe(values: Values): Promise<void> {
             backupDir: pathOption(values, "backup-dir"),
             newColumns: columnsOption(values),
             lockTimeout: optional(values, "lock-timeout") ?? DEFAULT_LOCK_TIMEOUT,
+            parityCutover: parseParityCutover(optional(values, "parity-cutover"), optional(values, "parity-cutover-column")).cutover,
             clientTools: optional(values, "access") ? clientTargetOption(values) : undefined,
         },
         process.env,
@@ -435,7 +461,7 @@ const OPTIONS = {
     "db-user": { type: "string" }, "db-name": { type: "string" }, "parity-sample": { type: "string" },
     backfill: { type: "string" }, "backup-dir": { type: "string" }, stack: { type: "string" },
     direction: { type: "string" }, mode: { type: "string" }, "batch-size": { type: "string" }, force: { type: "boolean" },
-    "log-dir": { type: "string" }, "lock-timeout": { type: "string" }, "lock-retries": { type: "string" }, "lock-budget": { type: "string" }, timeout: { type: "string" },
+    "log-dir": { type: "string" }, "parity-cutover": { type: "string" }, "parity-cutover-column": { type: "string" }, "report-dir": { type: "string" }, "lock-timeout": { type: "string" }, "lock-retries": { type: "string" }, "lock-budget": { type: "string" }, timeout: { type: "string" },
     "resume-writers": { type: "string" }, "resume-on-failure": { type: "string" }, action: { type: "string" }, command: { type: "string" },
 } as const;
 

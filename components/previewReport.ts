@@ -28,6 +28,7 @@ export function probeCommand(config: RolloutConfig): string {
         "--columns", JSON.stringify(config.newColumns),
         "--lock-timeout", config.lockTimeout,
         ...clientToolArgs(config),
+        ...(config.parityCutover ? ["--parity-cutover", config.parityCutover.value, ...(config.parityCutover.column ? ["--parity-cutover-column", config.parityCutover.column] : [])] : []),
     );
     return `${probe} || true`;
 }
@@ -55,7 +56,7 @@ export function previewReport(config: RolloutConfig, dbUrl: pulumi.Input<string>
     // (a command to create or update has unknown output, with upstream's provider too).
     const holds = migrationResult ? pulumi.output((migrationResult as unknown as { isKnown: Promise<boolean> }).isKnown) : pulumi.output(false);
     return pulumi.all([pulumi.unsecret(report), holds]).apply(([facts, stackHoldsMigration]) => {
-        const lines = formatProbeReport(facts, { stackHoldsMigration });
+        const lines = formatProbeReport(facts, { stackHoldsMigration, parityCutover: config.parityCutover });
         const stack = pulumi.runtime.getStackResource();
         for (const line of lines) {
             if (line.level === "warn") pulumi.log.warn(line.text, stack);

@@ -129,6 +129,8 @@ export function createRollout(
             stack,
             newColumns: config.newColumns,
             paritySample: config.paritySample,
+            parityCutover: config.parityCutover,
+            reportDir: config.backupDirSetting,
             backfillRun: backfill.appliedId,
             rerun: reruns.finish,
             resume,

@@ -1,6 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import type { NewColumn } from "../lib/config";
+import type { ParityCutover } from "../lib/parityDrift";
 import { parseRolloutResult, rolloutCommand } from "../lib/rolloutCli";
 import type { NullCount, ParityReport } from "../lib/schemaChecks";
 import { CommandEnvironment, Rerun, rerunOn, ResumeOnFailure, resumeArgs } from "./types";
@@ -12,6 +13,9 @@ export interface VerificationArgs {
     newColumns: NewColumn[];
     /** How many of the latest rows per table the parity report samples. */
     paritySample: number;
+    /** rollout:parityCutover: rows after it must match; the report goes to `reportDir` (the backup folder, as configured). */
+    parityCutover?: ParityCutover;
+    reportDir: string;
     /** Re-verify whenever this changes (the backfill's run: a forced re-run changes it). */
     backfillRun: pulumi.Input<unknown>;
     /** Runs again until every row is populated. */
@@ -27,7 +31,8 @@ export interface VerificationArgs {
  * database, and `count(*) … IS NULL` is 0 in every new column, or the update
  * fails naming the table and the count. The parity spot-check (legacy vs v2
  * on the latest rows) is reported, not gated: rows from before the parity
- * fix differ by design.
+ * fix differ by design. With rollout:parityCutover, rows after the fix must
+ * match: any that differ fail the gate, their first ids named.
  */
 export class Verification extends pulumi.ComponentResource {
     readonly nullCounts: pulumi.Output<NullCount[]>;
@@ -44,6 +49,9 @@ export class Verification extends pulumi.ComponentResource {
                     "--stack", args.stack,
                     "--columns", JSON.stringify(args.newColumns),
                     "--parity-sample", args.paritySample,
+                    ...(args.parityCutover
+                        ? ["--parity-cutover", args.parityCutover.value, ...(args.parityCutover.column ? ["--parity-cutover-column", args.parityCutover.column] : []), "--report-dir", args.reportDir]
+                        : []),
                     ...resumeArgs(args.resume),
                 ),
                 environment: args.environment,

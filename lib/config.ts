@@ -6,6 +6,7 @@
 import * as os from "node:os";
 import * as path from "node:path";
 import { parseDatabaseUrl, LibpqSettings } from "./databaseUrl";
+import { ParityCutover, parseParityCutover } from "./parityDrift";
 
 /** One additive column the migration adds, with the index on it. */
 export interface NewColumn {
@@ -50,6 +51,8 @@ export interface RolloutConfig {
     /** Resume writers when a step fails after they were paused. */
     resumeOnFailure: boolean;
     paritySample: number;
+    /** rollout:parityCutover (+ rollout:parityCutoverColumn): rows after it must have legacy = v2; unset: the parity sample is reported only. */
+    parityCutover?: ParityCutover;
     restoreJobs: number;
     protect: boolean;
     /**
@@ -193,6 +196,9 @@ export function parseRolloutConfig(raw: RawConfig, home = os.homedir(), baseDir 
     const backupLabel = text("backupLabel", "pre-t16");
     if (!/^[A-Za-z0-9._-]+$/.test(backupLabel)) problems.push(`rollout:backupLabel may hold only letters, digits, ".", "_" and "-", got "${backupLabel}"`);
 
+    const cutover = parseParityCutover(raw.parityCutover || undefined, raw.parityCutoverColumn || undefined);
+    if (cutover.problem) problems.push(cutover.problem);
+
     const config: RolloutConfig = {
         appDir: directory(appDirSetting),
         appDirSetting,
@@ -220,6 +226,7 @@ export function parseRolloutConfig(raw: RawConfig, home = os.homedir(), baseDir 
         stepTimeoutMs: stepTimeoutMs ?? 0,
         resumeOnFailure: flag("resumeOnFailure", true),
         paritySample: integer("paritySample", 10, 1, 10_000),
+        parityCutover: cutover.cutover,
         restoreJobs: integer("restoreJobs", 2, 1, 64),
         protect: flag("protect", true),
         dbPasswordFile: raw.dbPasswordFile || undefined,
@@ -261,5 +268,5 @@ function parseNewColumns(value: string, problems: string[]): NewColumn[] {
 export const CONFIG_KEYS = [
     "appDir", "alembic", "backfill", "expectedHead", "targetRevision", "dbUrl", "pgAccess",
     "container", "dbUser", "dbName", "backupDir", "backupLabel", "batchSize", "forceBackfill",
-    "newColumns", "pauseWriters", "resumeWriters", "lockTimeout", "lockRetries", "lockRetryBudget", "stepTimeout", "resumeOnFailure", "paritySample", "restoreJobs", "protect", "dbPasswordFile",
+    "newColumns", "pauseWriters", "resumeWriters", "lockTimeout", "lockRetries", "lockRetryBudget", "stepTimeout", "resumeOnFailure", "paritySample", "parityCutover", "parityCutoverColumn", "restoreJobs", "protect", "dbPasswordFile",
 ] as const;

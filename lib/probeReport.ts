@@ -7,6 +7,7 @@ import * as path from "node:path";
 import type { ClientToolsVerdict } from "./clientTools";
 import { describeBlocker, LockBlocker } from "./lockAwareApply";
 import type { LockSafetyReport } from "./lockSafety";
+import { describeParityDrift, ParityCutover, ParityDrift } from "./parityDrift";
 import { tail } from "./processes";
 
 /** One probe's outcome: its value, or why there is none. */
@@ -72,6 +73,8 @@ export interface ProbeReport {
     pendingSql: Probe<PendingSql>;
     backfill: Probe<BackfillPreview>;
     lockSafety: Probe<LockSafetyReport>;
+    /** With rollout:parityCutover: rows before/after it per table and how many differ, or why not counted yet. */
+    parityDrift?: Probe<ParityDrift[] | string>;
     /** Sessions in the migration's way (lib/lockAwareApply.ts). */
     blockers: Probe<LockBlocker[]>;
     /** Wall time of all probes. */
@@ -138,9 +141,12 @@ export function parseProbeReport(stdout: string, stderr = ""): ProbeReport {
         const valid = entry && typeof entry === "object" && (entry.ok === true ? "value" in entry : entry.ok === false && typeof entry.error === "string");
         (report as unknown as Record<string, Probe<unknown>>)[name] = valid ? entry : failed(why || `the probe did not report ${name}`);
     }
-    // Checked only when the probe is told where the client tools run.
+    // Probed only when configured: the client tools' placement, the parity cut-over.
+    const wellFormed = (p: Probe<unknown> | undefined) => p !== undefined && typeof p === "object" && (p.ok ? "value" in p : typeof p.error === "string");
     const tools = parsed?.clientTools as Probe<ClientToolsVerdict> | undefined;
-    if (tools && typeof tools === "object" && (tools.ok ? typeof tools.value?.message === "string" : typeof tools.error === "string")) report.clientTools = tools;
+    if (wellFormed(tools) && (!tools!.ok || typeof tools!.value?.message === "string")) report.clientTools = tools;
+    const drift = parsed?.parityDrift as Probe<ParityDrift[] | string> | undefined;
+    if (wellFormed(drift)) report.parityDrift = drift;
     return report;
 }
 
@@ -175,7 +181,7 @@ const revisionsText = (revs: string[]) => (revs.length === 0 ? "(none)" : revs.j
  * pending SQL and its lock-safety reading, the backfill. Failed probes and
  * anything that would stop or hurt the rollout are warnings.
  */
-export function formatProbeReport(report: ProbeReport, context: { stackHoldsMigration?: boolean } = {}): ReportLine[] {
+export function formatProbeReport(report: ProbeReport, context: { stackHoldsMigration?: boolean; parityCutover?: ParityCutover } = {}): ReportLine[] {
     const lines: ReportLine[] = [];
     const info = (text: string) => lines.push({ level: "info", text: `dry run: ${text}` });
     const warn = (text: string) => lines.push({ level: "warn", text: `dry run: ${text}` });
@@ -221,6 +227,12 @@ export function formatProbeReport(report: ProbeReport, context: { stackHoldsMigr
         info(`lock safety: ${locks.value.statements} statements read with PostgreSQL ${Math.floor(locks.value.parserVersion / 10000)}'s parser; ${warnings.length} make readers or writers wait`);
         for (const f of locks.value.findings) (f.severity === "warning" ? warn : info)(`lock safety: ${f.message}`);
     } else failure("lock safety", locks);
+
+    const drift = report.parityDrift;
+    const cutover = context.parityCutover;
+    if (drift?.ok && typeof drift.value === "string") info(`parity after the cut-over: ${drift.value}`);
+    else if (drift?.ok && cutover) for (const d of drift.value as ParityDrift[]) (d.after.differ > 0 ? warn : info)(`parity ${d.after.differ > 0 ? "DRIFT: the verification would fail: " : ""}${describeParityDrift(d, cutover)}`);
+    else if (drift && !drift.ok) failure("parity after the cut-over", drift);
 
     const blockers = report.blockers;
     if (blockers.ok && blockers.value.length === 0) info("no session holds or waits for a lock on the migration's tables, runs pg_dump, or sits in a long or idle transaction");

@@ -20,6 +20,7 @@ import { checkClientTools, ClientToolTarget, ClientToolsVerdict } from "./client
 import { connect, databaseFromEnvironment } from "./database";
 import type { LibpqSettings } from "./databaseUrl";
 import { LockBlocker, lockBlockers } from "./lockAwareApply";
+import { ParityCutover, ParityDrift, parityDrift } from "./parityDrift";
 import type { LockSafetyReport, RowEstimate } from "./lockSafety";
 import type { BackfillPreview, BackfillTablePreview, BackupSpace, DatabaseFacts, GateVerdict, PendingSql, Probe, ProbeReport } from "./probeReport";
 import { redactReport, secretsOf } from "./probeReport";
@@ -41,6 +42,8 @@ export interface ProbeOptions {
     newColumns: NewColumn[];
     /** lock_timeout of one try of the migration (rollout:lockTimeout): sessions older than this would hold it up. */
     lockTimeout: string;
+    /** rollout:parityCutover; unset: no drift count. */
+    parityCutover?: ParityCutover;
     /** Where the client tools run; unset: not checked. */
     clientTools?: ClientToolTarget;
 }
@@ -279,6 +282,18 @@ export async function runProbes(options: ProbeOptions, env: NodeJS.ProcessEnv, l
             });
         })();
 
+        const drift = (async (): Promise<Probe<ParityDrift[] | string> | undefined> => {
+            const cutover = options.parityCutover;
+            if (!cutover) return undefined;
+            const db = await database;
+            if (!db.ok) return failed(`needs the database: ${db.error}`);
+            return probe(async () => {
+                const states = await columnStates(client as Client, options.newColumns);
+                if (!states.every((s) => s.columnExists)) return "the new columns do not exist yet: the verification counts them after the backfill";
+                return parityDrift(client as Client, options.newColumns, cutover);
+            });
+        })();
+
         const clientTools = (async (): Promise<Probe<ClientToolsVerdict> | undefined> => {
             const target = options.clientTools;
             if (!target) return undefined;
@@ -290,6 +305,7 @@ export async function runProbes(options: ProbeOptions, env: NodeJS.ProcessEnv, l
             database: await database,
             backupSpace: await space,
             clientTools: await clientTools,
+            parityDrift: await drift,
             alembicCurrent: await alembicCurrent,
             alembicHeads: await alembicHeads,
             preflightGate: await preflightGate,
