@@ -9,9 +9,11 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
-import { databaseFromEnvironment } from "../lib/database";
-import { libpqEnvironment } from "../lib/databaseUrl";
+import { readDumpListing } from "../lib/backup";
+import { databaseFromEnvironment, withDatabase } from "../lib/database";
+import { libpqEnvironment, LibpqSettings } from "../lib/databaseUrl";
 import { resolveDrillPath } from "../lib/drillConfig";
+import { tableChecksums, writeTablesSnapshot } from "../lib/drillReport";
 import { clusterLocation, relocatedClusterDir, startPostgresCluster, stopClusterInDir } from "../lib/postgresCluster";
 import { run, runShell, tail } from "../lib/processes";
 import { inDirectory, quote } from "../lib/shell";
@@ -28,7 +30,9 @@ const HELP = `usage: drill-db <command> [options]
                    --app-dir DIR --alembic CMD --seed CMD --expected-head REV
                    --datasets N --models M --embedding-rows R     (PROTEA_DB_URL)
   restore-dump   pg_restore -j N a -F c dump into the database
-                   --dump FILE --jobs N                           (PROTEA_DB_URL)`;
+                   --dump FILE --jobs N                           (PROTEA_DB_URL)
+  snapshot-tables  each table's row count and checksum, as JSON in FILE
+                   --out FILE [--remove: delete FILE instead]     (PROTEA_DB_URL)`;
 
 const say = (line: string) => process.stderr.write(`drill-db: ${line}\n`);
 
@@ -92,18 +96,47 @@ async function loadSample(values: Values): Promise<unknown> {
     return { source: "sample", seconds: (Date.now() - started) / 1000 };
 }
 
+/** The way out when this server lacks pgvector (Debian 12 does not package it) and the dump needs it. */
+const VECTOR_HINT =
+    'rehearse with `npm run drill -- --engine docker --image <tag>` on a locally built pgvector image (drill:image; README, "Rehearsing on a local pgvector image")';
+
+/** Fails before anything is restored when the dump creates the `vector` extension and this server cannot. */
+async function checkVectorExtension(database: LibpqSettings, dump: string): Promise<void> {
+    // The host's pg_restore (url access): the container fields are docker-exec's.
+    const listing = await readDumpListing({ access: "url", container: "", dbUser: "", dbName: "", database }, dump);
+    if (!/ EXTENSION - vector\b/.test(listing)) return;
+    const available = await withDatabase(database, async (client) => (await client.query("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'")).rowCount! > 0);
+    if (!available) throw new Error(`${dump} needs the "vector" extension (pgvector), which the local engine's PostgreSQL does not have: ${VECTOR_HINT}`);
+}
+
 async function restoreDump(values: Values): Promise<unknown> {
     const database = databaseFromEnvironment();
     const dump = resolveDrillPath(option(values, "dump"));
     if (!fs.existsSync(dump)) throw new Error(`dump ${dump} does not exist; check drill:sourceDump`);
+    await checkVectorExtension(database, dump);
     const bytes = fs.statSync(dump).size;
     say(`pg_restore -j ${values.jobs} ${dump} (${(bytes / 2 ** 20).toFixed(1)} MiB)`);
     const started = Date.now();
     const result = await run("pg_restore", ["-j", option(values, "jobs"), "--no-owner", "-d", database.database, dump], {
         env: { ...process.env, ...libpqEnvironment(database) },
     });
-    if (result.code !== 0) throw new Error(`pg_restore failed (exit ${result.code}):\n${tail(result.stderr)}`);
+    if (result.code !== 0) {
+        // Also when the dump has no EXTENSION entry (pg_dump -n public) but uses the type.
+        const needsVector = /extension\/vector\.control|extension "vector"|type "(public\.)?vector" does not exist/.test(result.stderr);
+        throw new Error(`pg_restore failed (exit ${result.code})${needsVector ? `; the dump needs the "vector" extension: ${VECTOR_HINT}` : ""}:\n${tail(result.stderr)}`);
+    }
     return { source: "dump", dumpBytes: bytes, seconds: (Date.now() - started) / 1000 };
+}
+
+async function snapshotTables(values: Values): Promise<unknown> {
+    const file = resolveDrillPath(option(values, "out"));
+    if (values.remove === true) {
+        fs.rmSync(file, { force: true });
+        return { removed: true };
+    }
+    const tables = await withDatabase(databaseFromEnvironment(), tableChecksums);
+    writeTablesSnapshot(file, tables);
+    return { tables: tables.length, rows: tables.reduce((sum, t) => sum + t.rows, 0) };
 }
 
 const COMMANDS: Record<string, (values: Values) => Promise<unknown>> = {
@@ -111,6 +144,7 @@ const COMMANDS: Record<string, (values: Values) => Promise<unknown>> = {
     stop,
     "load-sample": loadSample,
     "restore-dump": restoreDump,
+    "snapshot-tables": snapshotTables,
 };
 
 async function main(argv: string[]): Promise<number> {
@@ -120,8 +154,8 @@ async function main(argv: string[]): Promise<number> {
         process.stdout.write(`${HELP}\n`);
         return name === "--help" || name === "-h" ? 0 : 2;
     }
-    const names = ["state-dir", "port", "app-dir", "alembic", "seed", "expected-head", "datasets", "models", "embedding-rows", "dump", "jobs"];
-    const options = { ...Object.fromEntries(names.map((n) => [n, { type: "string" as const }])), relocatable: { type: "boolean" as const } };
+    const names = ["state-dir", "port", "app-dir", "alembic", "seed", "expected-head", "datasets", "models", "embedding-rows", "dump", "jobs", "out"];
+    const options = { ...Object.fromEntries(names.map((n) => [n, { type: "string" as const }])), relocatable: { type: "boolean" as const }, remove: { type: "boolean" as const } };
     const { values } = parseArgs({ args: rest, options });
     process.stdout.write(`${JSON.stringify(await command(values as Values))}\n`);
     return 0;

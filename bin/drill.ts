@@ -1,8 +1,9 @@
 /**
  * `npm run drill`: rehearses the whole rollout on a throwaway clone and times
  * every step. preview, up, checks, an idempotent re-run, the rollback, checks,
- * optionally the restore from the pre-flight backup, then the clone is torn
- * down (unless --keep). Writes drill-report-<timestamp>.md and .json.
+ * optionally the restore from the pre-flight backup (checked down to every
+ * table's rows), then the clone is torn down (unless --keep) and checked gone.
+ * Writes drill-report-<timestamp>.md and .json.
  */
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
@@ -10,10 +11,13 @@ import * as net from "node:net";
 import * as path from "node:path";
 import { EngineEvent, LocalWorkspace, Stack, StackSettings } from "@pulumi/pulumi/automation";
 import { withDatabase } from "../lib/database";
-import { Check, DrillReport, renderMarkdown, RUNBOOK_TIMES, StepTiming } from "../lib/drillReport";
 import {
-    checkoutRelative, clusterDirSetting, DRILL_TEMPLATE, drillConfigFile, drillTemplateFile, drillWorkDir,
-    resolveDrillPath, StackSettingsLike, withoutStackSecrets, workingSettings, writeWorkingProject,
+    Check, compareTableData, containersNamed, dockerCloneRemoved, DrillReport, localCloneRemoved, progressLine,
+    readTablesSnapshot, renderMarkdown, RUNBOOK_TIMES, StepTiming, TableChecksum, tableChecksums, writeTablesSnapshot,
+} from "../lib/drillReport";
+import {
+    checkoutRelative, clusterDirSetting, DEFAULT_DRILL_IMAGE, DRILL_TEMPLATE, drillConfigFile, drillTemplateFile, drillWorkDir,
+    resolveDrillPath, StackSettingsLike, tablesSnapshotFile, withoutStackSecrets, workingSettings, writeWorkingProject,
 } from "../lib/drillConfig";
 import { clusterLocation, findFreePort, isProcessAlive, readPostmasterPid } from "../lib/postgresCluster";
 import { runShell } from "../lib/processes";
@@ -29,13 +33,16 @@ const USAGE = `usage: npm run drill -- [options]
 
 Rehearses the schema_sha_v2 rollout on a throwaway clone and writes a timing report.
   --stack NAME          the drill stack (default: drill)
-  --engine local|docker local: initdb/pg_ctl cluster (default); docker: pgvector/pgvector:pg16
+  --engine local|docker local: initdb/pg_ctl cluster (default); docker: a container of --image
+  --image NAME          the docker engine's image (default ${DEFAULT_DRILL_IMAGE}); one built
+                        locally is used as it is, never pulled
   --source-dump FILE    restore this production dump (pg_dump -F c) instead of a sample
                         ('' for the generated sample when the template sets a dump)
   --datasets N          sample size (default 2) ...
   --models M            ... reranker models (default 51) ...
   --embedding-rows R    ... and rows of the bulk embedding table (default 0; ~1.1 KiB each)
-  --with-restore        also rehearse the restore from the pre-flight backup
+  --with-restore        also rehearse the restore from the pre-flight backup, and check that
+                        every table's rows are back (count and checksum, as before the rollout)
   --keep                leave the clone running (npm run pulumi -- destroy --stack NAME removes it)
   --report-dir DIR      where the report goes (default: drill-reports)
   --prepare             only make the stack's working folder (.state/drill/NAME) and exit
@@ -44,12 +51,12 @@ else Pulumi.drill.yaml) for every drill, in .state/drill/NAME/Pulumi.NAME.yaml:
 flags apply to this drill only; only the generated secrets and port are kept.`;
 
 const FLAGS = {
-    stack: "value", engine: "value", "source-dump": "value", datasets: "value", models: "value",
+    stack: "value", engine: "value", image: "value", "source-dump": "value", datasets: "value", models: "value",
     "embedding-rows": "value", "with-restore": "flag", keep: "flag", "report-dir": "value", prepare: "flag",
 } as const;
 
 const CONFIG_FLAGS: Record<string, string> = {
-    engine: "drill:engine", "source-dump": "drill:sourceDump", datasets: "drill:datasets",
+    engine: "drill:engine", image: "drill:image", "source-dump": "drill:sourceDump", datasets: "drill:datasets",
     models: "drill:models", "embedding-rows": "drill:embeddingRows",
 };
 
@@ -72,17 +79,21 @@ class Drill {
     constructor(readonly stack: Stack, readonly config: StackConfig) {}
 
     check(name: string, pass: boolean, detail: string): boolean {
-        this.checks.push({ name, pass, detail });
-        say(`  ${pass ? "PASS" : "FAIL"} ${name}: ${detail}`);
-        return pass;
+        return this.add({ name, pass, detail });
     }
 
-    /** Runs a Pulumi operation, timing it and printing a line per finished resource. */
+    add(check: Check): boolean {
+        this.checks.push(check);
+        say(`  ${check.pass ? "PASS" : "FAIL"} ${check.name}: ${check.detail}`);
+        return check.pass;
+    }
+
+    /** Runs a Pulumi operation, timing it and printing a line per step (lib/drillReport.ts progressLine). */
     async engine<T>(label: string, operation: (onEvent: (e: EngineEvent) => void) => Promise<T>): Promise<T> {
         const started = Date.now();
         const onEvent = (event: EngineEvent) => {
-            const done = event.resOutputsEvent?.metadata;
-            if (done && done.type === "command:local:Command") say(`    ${done.op} ${done.urn.split("::").pop()}`);
+            const line = progressLine(event);
+            if (line) say(`    ${line}`);
             const message = event.diagnosticEvent?.message ?? "";
             const downgrade = /step downgrade took (\d+) ms/.exec(message);
             if (downgrade) this.downgradeMillis = Number(downgrade[1]);
@@ -116,6 +127,11 @@ class Drill {
         this.check(`${when}: columns and indexes present`, missing.length === 0, missing.join("; ") || states.map((s) => `${s.table}.${s.column}, ${s.index}`).join("; "));
         this.check(`${when}: no NULL schema_sha_v2`, nulls.every((n) => n.nulls === 0), nulls.map((n) => `${n.table} ${n.nulls} of ${n.rows}`).join(", "));
         this.check(`${when}: alembic at target`, revision.join() === targetRevision, `alembic_version = ${revision.join(", ")}`);
+    }
+
+    /** Every table's row count and checksum, to compare after the restore. */
+    async tableData(): Promise<TableChecksum[]> {
+        return withDatabase(this.config.rollout.database, tableChecksums);
     }
 
     async expectRolledBack(when: string): Promise<void> {
@@ -291,14 +307,20 @@ async function main(): Promise<number> {
     if (where?.relocated) {
         say(`  OS user postgres cannot reach ${path.dirname(where.preferred)}: the clone's cluster goes to ${where.dir} (0700, owned by postgres)`);
     }
-    say(`  clone: ${where ? `local cluster in ${shown(where.dir)}` : `container ${drillConfig.containerName}`} on 127.0.0.1:${drillConfig.port}`);
+    say(`  clone: ${where ? `local cluster in ${shown(where.dir)}` : `container ${drillConfig.containerName} of ${drillConfig.image}`} on 127.0.0.1:${drillConfig.port}`);
     let clonePid: number | undefined;
+    let tablesBeforeRollout: TableChecksum[] | undefined;
 
     try {
         stepLine("preview (the dry run)");
         await drill.engine("pulumi preview", (onEvent) => stack.preview({ onEvent }));
 
         stepLine(`up: clone (${drillConfig.engine}, ${drillConfig.sourceDump ? "restore " + drillConfig.sourceDump : "generated sample"}), then the rollout`);
+        const tablesFile = resolveDrillPath(tablesSnapshotFile(stackName));
+        if (flags["with-restore"] && (await hasClone(stack))) {
+            // A clone kept from an earlier drill is not loaded again, so its tables step does not run: record them now.
+            writeTablesSnapshot(tablesFile, await drill.tableData());
+        }
         const up = await drill.engine("pulumi up", (onEvent) => stack.up({ onEvent }));
         const stepMillis = up.outputs.stepMillis?.value ?? {};
         Object.assign(drill.steps, { restore: stepMillis.load, backup: stepMillis.backup, upgrade: stepMillis.upgrade, backfillDryRun: stepMillis.backfillDryRun, backfillApply: stepMillis.backfillApply });
@@ -306,6 +328,7 @@ async function main(): Promise<number> {
         drill.check("backup written and verified", typeof up.outputs.backupPath?.value === "string" && fs.existsSync(up.outputs.backupPath.value), `${up.outputs.backupPath?.value} (${up.outputs.backupSizeBytes?.value} bytes, sha256 ${String(up.outputs.backupSha256?.value).slice(0, 12)}…)`);
         await drill.expectRolledOut("after up");
         clonePid = where ? readPostmasterPid(path.join(where.dir, "data")) : undefined;
+        tablesBeforeRollout = readTablesSnapshot(tablesFile);
 
         stepLine("idempotency: the backfill again, and a second up");
         await drill.idempotentRerun();
@@ -327,6 +350,7 @@ async function main(): Promise<number> {
             await restoreFromDump(drill.config.rollout, dump, await stackId(stack), (line: string) => say(`  ${line}`));
             drill.steps.restoreFromBackup = Date.now() - restoreStarted;
             await drill.expectRolledBack("after restore");
+            drill.add(compareTableData("after restore", tablesBeforeRollout, await drill.tableData()));
         }
     } catch (err) {
         drill.check("drill ran to the end", false, failure(err as Error, 12));
@@ -338,18 +362,15 @@ async function main(): Promise<number> {
         stepLine("tear down the clone");
         try {
             await drill.engine("pulumi destroy (teardown)", (onEvent) => stack.destroy({ onEvent }));
-            const listening = await isListening(drillConfig.port);
+            const { port } = drillConfig;
+            const listening = await isListening(port);
             if (where) {
-                const dirs = [...new Set([where.preferred, where.dir])];
-                const left = dirs.filter((dir) => fs.existsSync(dir));
+                const left = [...new Set([where.preferred, where.dir])].filter((dir) => fs.existsSync(dir)).map(shown);
                 const running = clonePid !== undefined && isProcessAlive(clonePid);
-                drill.check(
-                    "clone removed",
-                    left.length === 0 && !running && !listening,
-                    `${shown(where.dir)} ${left.length ? `still exists (${left.map(shown).join(", ")})` : "removed"}; postmaster ${clonePid ?? "?"} ${running ? "still running" : "stopped"}; ${listening ? "something still listens on" : "nothing listens on"} 127.0.0.1:${drillConfig.port}`,
-                );
+                drill.add(localCloneRemoved({ dir: shown(where.dir), left, pid: clonePid, running, port, listening }));
             } else {
-                drill.check("clone removed", !listening, `${listening ? "something still listens on" : "nothing listens on"} 127.0.0.1:${drillConfig.port}`);
+                const left = await containersNamed(drillConfig.containerName);
+                drill.add(dockerCloneRemoved({ containerName: drillConfig.containerName, left, port, listening }));
             }
         } catch (err) {
             drill.check("clone removed", false, failure(err as Error, 6));
@@ -368,6 +389,7 @@ async function main(): Promise<number> {
         steps: stepTable(drill.steps, drillConfig.sourceDump !== undefined),
         engineMillis: drill.engineMillis,
         checks: drill.checks,
+        tablesBeforeRollout: flags["with-restore"] ? tablesBeforeRollout : undefined,
         totalMillis: Date.now() - started,
     };
     const reportDir = path.resolve(typeof flags["report-dir"] === "string" ? flags["report-dir"] : path.join(PROJECT_ROOT, "drill-reports"));

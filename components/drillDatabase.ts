@@ -2,11 +2,14 @@ import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import * as docker from "@pulumi/docker";
-import { checkoutRelative, clusterDirSetting, resolveDrillPath } from "../lib/drillConfig";
+import { checkoutRelative, clusterDirSetting, DEFAULT_DRILL_IMAGE, resolveDrillPath, tablesSnapshotFile } from "../lib/drillConfig";
 import { projectCommand } from "../lib/rolloutCli";
 import { commandLine, stepMillis, timed } from "../lib/shell";
 
 export type DrillEngine = "local" | "docker";
+
+/** Where the container reads the clone's password (POSTGRES_PASSWORD_FILE, the official postgres image's convention). */
+export const CONTAINER_PASSWORD_FILE = "/run/secrets/drill-password";
 
 /** A generated PROTEA-shaped sample (test/fixtures/protea/scripts/seed_sample.py). */
 export interface DrillSample {
@@ -17,7 +20,7 @@ export interface DrillSample {
 }
 
 export interface DrillDatabaseArgs {
-    /** `local`: an initdb/pg_ctl cluster under `stateDir`; `docker`: a pgvector/pgvector:pg16 container. */
+    /** `local`: an initdb/pg_ctl cluster under `stateDir`; `docker`: a container of `image`. */
     engine: DrillEngine;
     /** Port on 127.0.0.1 the clone listens on. */
     port: number;
@@ -50,7 +53,12 @@ export interface DrillDatabaseArgs {
      * server's OS user cannot reach that (bin/drill-db.ts decides at run time).
      */
     stateDir?: string;
-    /** docker: the image. Defaults to pgvector/pgvector:pg16, as the runbook's drill. */
+    /**
+     * docker: the image, following the official postgres image's conventions
+     * (POSTGRES_USER, POSTGRES_DB, POSTGRES_PASSWORD_FILE). Defaults to
+     * pgvector/pgvector:pg16, as the runbook's drill; one built locally is used
+     * as it is (never pulled).
+     */
     image?: string;
     /** docker: the container's name. */
     containerName: string;
@@ -58,8 +66,8 @@ export interface DrillDatabaseArgs {
 
 /**
  * The drill's throwaway database: created, loaded (a production dump restored
- * in parallel from a file, or a generated sample) and measured; deleting it
- * stops the server and removes its data.
+ * in parallel from a file, or a generated sample), measured and its tables
+ * recorded; deleting it stops the server and removes its data.
  */
 export class DrillDatabase extends pulumi.ComponentResource {
     /** Wall time of the restore (or sample generation), in milliseconds. */
@@ -77,7 +85,27 @@ export class DrillDatabase extends pulumi.ComponentResource {
             { parent: this, dependsOn: [server] },
         );
         this.loadMillis = pulumi.unsecret(load.stderr.apply((err) => stepMillis(err, "load")));
+        this.recordTables(name, args, load);
         this.registerOutputs({ loadMillis: this.loadMillis });
+    }
+
+    /**
+     * Each table's row count and checksum once loaded, in a file of the stack's
+     * working folder (not the state): the rollout depends on this component, so
+     * it is written before the rollout starts; the drill compares the restore
+     * rehearsal's result with it.
+     */
+    private recordTables(name: string, args: DrillDatabaseArgs, load: pulumi.Resource): pulumi.Resource {
+        const file = tablesSnapshotFile(pulumi.getStack());
+        return new command.local.Command(
+            `${name}-tables`,
+            {
+                create: projectCommand("drill-db.ts", "snapshot-tables", "--out", file),
+                delete: projectCommand("drill-db.ts", "snapshot-tables", "--out", file, "--remove"),
+                environment: pulumi.secret(pulumi.output(args.url).apply((url) => ({ PROTEA_DB_URL: url }))),
+            },
+            { parent: this, dependsOn: [load] },
+        );
     }
 
     /**
@@ -100,22 +128,27 @@ export class DrillDatabase extends pulumi.ComponentResource {
     }
 
     private createContainer(name: string, args: DrillDatabaseArgs): pulumi.Resource {
-        const image = new docker.RemoteImage(`${name}-image`, { name: args.image ?? "pgvector/pgvector:pg16", keepLocally: true }, { parent: this });
+        const image = new docker.RemoteImage(`${name}-image`, { name: args.image ?? DEFAULT_DRILL_IMAGE, keepLocally: true }, { parent: this });
         return new docker.Container(
             `${name}-postgres`,
             {
                 image: image.imageId,
                 name: args.containerName,
-                envs: [pulumi.interpolate`POSTGRES_PASSWORD=${args.password}`, "POSTGRES_USER=protea", "POSTGRES_DB=protea"],
+                // The password goes in as a file copied into the container before it starts:
+                // an environment variable would show in `docker inspect`.
+                envs: [`POSTGRES_PASSWORD_FILE=${CONTAINER_PASSWORD_FILE}`, "POSTGRES_USER=protea", "POSTGRES_DB=protea"],
+                uploads: [{ file: CONTAINER_PASSWORD_FILE, content: pulumi.secret(args.password), permissions: "0400" }],
+                // Flags only: the image's entrypoint starts postgres with them (the official one adds `postgres`).
                 // A throwaway clone: durability off makes the restore about twice as fast.
-                command: ["postgres", "-c", "fsync=off", "-c", "full_page_writes=off", "-c", "synchronous_commit=off", "-c", "wal_level=minimal", "-c", "max_wal_senders=0", "-c", "maintenance_work_mem=512MB"],
+                command: ["-c", "fsync=off", "-c", "full_page_writes=off", "-c", "synchronous_commit=off", "-c", "wal_level=minimal", "-c", "max_wal_senders=0", "-c", "maintenance_work_mem=512MB"],
                 ports: [{ internal: 5432, external: args.port, ip: "127.0.0.1" }],
                 healthcheck: { tests: ["CMD", "pg_isready", "-h", "127.0.0.1", "-U", "protea", "-d", "protea"], interval: "2s", timeout: "5s", retries: 60 },
                 wait: true,
                 waitTimeout: 180,
                 volumes: args.sourceDump ? [{ hostPath: path.dirname(resolveDrillPath(args.sourceDump)), containerPath: "/dumps", readOnly: true }] : [],
             },
-            { parent: this, deleteBeforeReplace: true },
+            // The provider returns the uploaded content as an output: the state keeps it encrypted.
+            { parent: this, deleteBeforeReplace: true, additionalSecretOutputs: ["uploads"] },
         );
     }
 

@@ -33,11 +33,15 @@ export interface DrillConfig {
      */
     stateDir?: string;
     seed: string;
+    /** docker engine: the image (a locally built one is used as it is, never pulled). */
     image: string;
     containerName: string;
 }
 
 export const DRILL_KEYS = ["engine", "port", "password", "sourceDump", "datasets", "models", "embeddingRows", "stateDir", "seed", "image", "containerName"] as const;
+
+/** drill:image unset: the runbook's drill image, with the `vector` extension the local engine lacks. */
+export const DEFAULT_DRILL_IMAGE = "pgvector/pgvector:pg16";
 
 /** The template every drill stack without its own Pulumi.<stack>.yaml starts from. */
 export const DRILL_TEMPLATE = "Pulumi.drill.yaml";
@@ -83,7 +87,7 @@ export function parseDrillConfig(raw: RawConfig, baseDir: string): DrillConfig {
         sample: { datasets: count("datasets", 2, 1, 10_000_000), models: count("models", 51, 0, 100_000_000), embeddingRows: count("embeddingRows", 0, 0, 1_000_000_000) },
         stateDir: raw.stateDir || undefined,
         seed: raw.seed || "../../../.state/venv/bin/python scripts/seed_sample.py",
-        image: raw.image || "pgvector/pgvector:pg16",
+        image: raw.image || DEFAULT_DRILL_IMAGE,
         containerName: raw.containerName || "protea-drill-postgres",
     };
     if (problems.length > 0) throw new RolloutConfigError(problems);
@@ -98,6 +102,15 @@ export function drillDatabaseUrl(drill: DrillConfig): string {
 /** The local cluster's default directory, relative to the project root. */
 export function defaultClusterDir(stackName: string): string {
     return path.posix.join(".state", "drill", stackName, "cluster");
+}
+
+/**
+ * The clone's tables as loaded (row count and checksum each), written before
+ * the rollout starts for the drill to compare after the restore; in the
+ * stack's working folder, relative to the project root.
+ */
+export function tablesSnapshotFile(stackName: string): string {
+    return path.posix.join(".state", "drill", stackName, "tables-before-rollout.json");
 }
 
 /**

@@ -5,7 +5,9 @@
  * clone's own backend, passphrase and port. Checks that the drill, and the
  * README's by-hand commands, leave every tracked file as it was; that no
  * stored command names the clone's folder; that the clone's port is picked
- * once and reused; and that nothing listens on it after a teardown.
+ * once and reused; that the restore rehearsal brings back every table's rows
+ * (count and checksum as before the rollout); and that nothing listens on the
+ * port after a teardown.
  *
  * No assertion here reads a duration or the report's table of runbook times:
  * figures belong to bench/ scripts, never to tests.
@@ -109,7 +111,15 @@ async function storedCommands(): Promise<{ name: string; command: string }[]> {
         .filter((c): c is { name: string; command: string } => typeof c.command === "string");
 }
 
-function latestReport(): { checks: { name: string; pass: boolean; detail: string }[]; rows: Record<string, number>; backupBytes?: number; steps: { step: string }[] } {
+interface Report {
+    checks: { name: string; pass: boolean; detail: string }[];
+    rows: Record<string, number>;
+    backupBytes?: number;
+    steps: { step: string }[];
+    tablesBeforeRollout?: { table: string; rows: number; checksum: string }[];
+}
+
+function latestReport(): Report {
     const dir = path.join(clone, "drill-reports");
     const json = fs.readdirSync(dir).filter((f) => /^drill-report-.*\.json$/.test(f)).sort().pop()!;
     return JSON.parse(fs.readFileSync(path.join(dir, json), "utf8"));
@@ -152,14 +162,23 @@ describe("npm run drill, on a fresh clone under a folder the postgres OS user ca
             "backup written and verified", "after up: no NULL schema_sha_v2", "second up changes nothing",
             "after rollback: columns and indexes gone", "after restore: alembic at expected head",
         ]));
-        expect(report.checks.length).toBeGreaterThanOrEqual(11);
+        expect(report.checks.length).toBeGreaterThanOrEqual(12);
         expect(report.checks.filter((c) => !c.pass)).toEqual([]);
+        // The restore brought back every table's rows as the clone held them before the rollout.
+        expect(report.tablesBeforeRollout?.map((t) => [t.table, t.rows])).toEqual(expect.arrayContaining([["alembic_version", 1], ["dataset", 2], ["reranker_model", 51]]));
+        for (const t of report.tablesBeforeRollout ?? []) expect(t.checksum).toMatch(/^[0-9a-f]{32}$/);
+        const data = report.checks.find((c) => c.name === "after restore: every table's rows as before the rollout");
+        expect(data, JSON.stringify(report.checks)).toMatchObject({ pass: true });
+        expect(data?.detail).toMatch(/^\d+ tables, \d+ rows, each table's count and checksum as before: .*dataset 2, .*reranker_model 51/);
+        expect(run.output).toContain("drill:     create drill-tables\n");
         expect(report.rows).toEqual({ dataset: 2, reranker_model: 51 });
         expect(report.backupBytes).toBeGreaterThan(0);
         expect(report.steps.map((s) => s.step)).toContain("alembic downgrade to the expected head");
         const markdown = fs.readFileSync(path.join(clone, "drill-reports", fs.readdirSync(path.join(clone, "drill-reports")).find((f) => f.endsWith(".md"))!), "utf8");
         expect(markdown).toContain("| alembic downgrade to the expected head |");
         expect(markdown).toContain("Checks: ");
+        expect(markdown).toContain("| after restore: every table's rows as before the rollout | PASS |");
+        expect(markdown).toContain("Data before the rollout, which the restore must bring back:");
 
         // The generated secrets and port live in .state, never in the tracked template.
         const working = fs.readFileSync(path.join(clone, ".state", "drill", "drill", "Pulumi.drill.yaml"), "utf8");

@@ -1,8 +1,11 @@
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { beforeEach, describe, expect, it } from "vitest";
+import type { EngineEvent } from "@pulumi/pulumi/automation";
 import { createRollout, DrillDatabase, DrillDatabaseArgs } from "../../components";
+import { CONTAINER_PASSWORD_FILE } from "../../components/drillDatabase";
 import { parseDrillConfig, workingSettings, withoutStackSecrets } from "../../lib/drillConfig";
+import { compareTableData, containersNamed, dockerCloneRemoved, progressLine, TableChecksum } from "../../lib/drillReport";
 import { PROJECT_ROOT } from "../../lib/projectRoot";
 import { RolloutConfigError } from "../../lib/config";
 import { clusterLocation, relocatedClusterDir } from "../../lib/postgresCluster";
@@ -63,12 +66,32 @@ describe("the drill database, docker engine", () => {
         expect(container.deleteBeforeReplace).toBe(true);
     });
 
-    it("passes the password as a secret in the container's environment, never in a command", async () => {
+    it("gives the password as a file (POSTGRES_PASSWORD_FILE), never in an env var `docker inspect` shows, a command, or the state in plain text", async () => {
         await build(args());
-        const envs = JSON.stringify(registered("drill-postgres").inputs.envs);
-        expect(envs).toContain(`POSTGRES_PASSWORD=${PASSWORD}`);
-        expect(envs).toContain("1b47061264138c4ac30d75fd1eb44270"); // Pulumi's secret signature
+        const container = registered("drill-postgres");
+        const envs: string[] = container.inputs.envs;
+        expect(envs).toContain(`POSTGRES_PASSWORD_FILE=${CONTAINER_PASSWORD_FILE}`);
+        for (const env of envs) {
+            expect(typeof env, "every env var is plain text: none is (or holds) a secret").toBe("string");
+            expect(env).not.toContain(PASSWORD);
+            expect(env).not.toMatch(/^POSTGRES_PASSWORD=/);
+        }
+        // Copied into the container before it starts; a secret input (so encrypted in the state) and a secret output.
+        expect(container.inputs.uploads).toEqual({
+            "4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270", // Pulumi's secret signature
+            value: [{ file: CONTAINER_PASSWORD_FILE, content: PASSWORD, permissions: "0400" }],
+        });
+        expect(container.additionalSecretOutputs).toContain("uploads");
+        expect(JSON.stringify(container.inputs.command)).not.toContain(PASSWORD);
         expect(registered("drill-load").inputs.create).not.toContain(PASSWORD);
+    });
+
+    it("runs the image drill:image names (a locally built pgvector image), from the config to the RemoteImage", async () => {
+        const config = parseDrillConfig({ engine: "docker", password: PASSWORD, port: "40123", image: "protea/pgvector:pg16-local" }, "/checkout");
+        expect(config.image).toBe("protea/pgvector:pg16-local");
+        expect(parseDrillConfig({ engine: "docker", password: PASSWORD, port: "40123" }, "/checkout").image).toBe("pgvector/pgvector:pg16");
+        await build(args({ image: config.image }));
+        expect(registered("drill-image").inputs).toMatchObject({ name: "protea/pgvector:pg16-local", keepLocally: true });
     });
 
     it("restores inside the container from the mounted file, in parallel, after the container is healthy", async () => {
@@ -90,6 +113,31 @@ describe("the drill database, docker engine", () => {
         createRollout(config.rollout, config.dbUrl, { stack: "rollout/drill", reruns: rerunsFor("pending") });
         await settle();
         expect(registered("backup-dump").inputs.create).toMatch(/backup --dir \S+ --label pre-t16 --access docker-exec --container protea-drill-postgres --db-user protea --db-name protea --timeout 4h$/);
+    });
+});
+
+describe("the drill database's tables, recorded before the rollout", () => {
+    it("writes each table's count and checksum to the working folder once loaded, and removes it on delete", async () => {
+        await build(args({ engine: "local", sourceDump: undefined }));
+        const tables = registered("drill-tables");
+        // The mocks' stack is "prod".
+        expect(tables.inputs.create).toMatch(/drill-db(\.js)? snapshot-tables --out \.state\/drill\/prod\/tables-before-rollout\.json$/);
+        expect(tables.inputs.delete).toMatch(/drill-db(\.js)? snapshot-tables --out \.state\/drill\/prod\/tables-before-rollout\.json --remove$/);
+        expect(tables.dependencies).toContain(registered("drill-load").urn);
+        expect(JSON.stringify(tables.inputs.environment)).toContain("1b47061264138c4ac30d75fd1eb44270"); // the URL, a secret
+        expect(tables.inputs.create).not.toContain(PASSWORD);
+    });
+
+    it("is done before the rollout's first step starts, on either engine", async () => {
+        for (const engine of ["local", "docker"] as const) {
+            registrations.length = 0;
+            const db = new DrillDatabase("drill", args({ engine }));
+            const config = resolveStackConfig((key) => ({ "drill:engine": engine, "drill:password": PASSWORD, "drill:port": "55432" })[key]);
+            createRollout(config.rollout, config.dbUrl, { stack: "rollout/drill", reruns: rerunsFor("pending") }, { dependsOn: [db] });
+            await settle();
+            // The rollout's first component waits for every child of the clone, the tables step included.
+            expect(registered("preflight").dependencies, engine).toContain(registered("drill-tables").urn);
+        }
     });
 });
 
@@ -184,5 +232,86 @@ describe("where the local clone's cluster lives", () => {
         expect(relocatedClusterDir("/root/a/protea/.state/drill/drill/cluster", "protea-drill-", "/var/tmp")).toBe(a);
         expect(relocatedClusterDir("/root/b/protea/.state/drill/drill/cluster", "protea-drill-", "/var/tmp")).not.toBe(a);
         expect(relocatedClusterDir("/root/a/protea/.state/drill/other/cluster", "protea-drill-", "/var/tmp")).not.toBe(a);
+    });
+});
+
+describe("the drill's teardown check, docker engine", () => {
+    it("asks docker for containers of exactly that name, running or stopped", async () => {
+        const calls: string[][] = [];
+        const left = await containersNamed("protea-drill.postgres", async (program, argv) => {
+            calls.push([program, ...argv]);
+            return { code: 0, stdout: "e1c442ea11b7 Exited (0) 3 seconds ago\n", stderr: "" };
+        });
+        expect(calls).toEqual([["docker", "ps", "-a", "--filter", "name=^/protea-drill\\.postgres$", "--format", "{{.ID}} {{.Status}}"]]);
+        expect(left).toEqual(["e1c442ea11b7 Exited (0) 3 seconds ago"]);
+        await expect(containersNamed("x", async () => ({ code: 1, stdout: "", stderr: "Cannot connect to the Docker daemon" }))).rejects.toThrow(/docker ps failed \(exit 1\): Cannot connect/);
+    });
+
+    it("passes only when no such container is left and nothing listens on the clone's port, naming what is left", () => {
+        const clone = { containerName: "protea-drill-postgres", port: 55432 };
+        expect(dockerCloneRemoved({ ...clone, left: [], listening: false })).toEqual({
+            name: "clone removed",
+            pass: true,
+            detail: "no container protea-drill-postgres; nothing listens on 127.0.0.1:55432",
+        });
+        const stopped = dockerCloneRemoved({ ...clone, left: ["e1c442ea11b7 Exited (0) 3 seconds ago"], listening: false });
+        expect(stopped.pass).toBe(false);
+        expect(stopped.detail).toContain("container protea-drill-postgres still exists (e1c442ea11b7 Exited (0) 3 seconds ago)");
+        const port = dockerCloneRemoved({ ...clone, left: [], listening: true });
+        expect(port.pass).toBe(false);
+        expect(port.detail).toContain("something still listens on 127.0.0.1:55432");
+    });
+});
+
+describe("the drill's data check after the restore", () => {
+    const before: TableChecksum[] = [
+        { table: "alembic_version", rows: 1, checksum: "a".repeat(32) },
+        { table: "dataset", rows: 2, checksum: "b".repeat(32) },
+        { table: "reranker_model", rows: 51, checksum: "c".repeat(32) },
+    ];
+
+    it("passes when every table has its rows back: same count, same checksum", () => {
+        const check = compareTableData("after restore", before, before.map((t) => ({ ...t })));
+        expect(check).toMatchObject({ name: "after restore: every table's rows as before the rollout", pass: true });
+        expect(check.detail).toBe("3 tables, 54 rows, each table's count and checksum as before: alembic_version 1, dataset 2, reranker_model 51");
+    });
+
+    it("fails naming the table whose count or rows differ, and tables missing or new", () => {
+        const after = [
+            { table: "alembic_version", rows: 1, checksum: "a".repeat(32) },
+            { table: "dataset", rows: 2, checksum: "d".repeat(32) },
+            { table: "extra", rows: 3, checksum: "e".repeat(32) },
+        ];
+        const check = compareTableData("after restore", before, after);
+        expect(check.pass).toBe(false);
+        expect(check.detail).toBe(
+            "dataset has other rows (checksum dddddddddddd…, bbbbbbbbbbbb… before; 2 rows); reranker_model is missing (51 rows before); extra was not there before (3 rows)",
+        );
+        const fewer = compareTableData("after restore", before, before.map((t) => (t.table === "reranker_model" ? { ...t, rows: 50 } : t)));
+        expect(fewer).toMatchObject({ pass: false, detail: "reranker_model has 50 rows, 51 before" });
+    });
+});
+
+describe("the drill's progress lines", () => {
+    const step = (kind: "resourcePreEvent" | "resOutputsEvent", op: string, type: string, name: string, inputs: Record<string, unknown> = {}) =>
+        ({
+            sequence: 1,
+            timestamp: 0,
+            [kind]: { metadata: { op, type, urn: `urn:pulumi:drill::rollout::protea:drill:DrillDatabase$${type}::${name}`, new: { type, urn: "", id: "", inputs, outputs: {} } } },
+        }) as unknown as EngineEvent;
+
+    it("names the docker image and container when they start being created or deleted, and when they are done", () => {
+        expect(progressLine(step("resourcePreEvent", "create", "docker:index/remoteImage:RemoteImage", "drill-image", { name: "pgvector/pgvector:pg16" }))).toBe("create drill-image: docker image pgvector/pgvector:pg16 …");
+        expect(progressLine(step("resourcePreEvent", "create", "docker:index/container:Container", "drill-postgres", { name: "protea-drill-postgres" }))).toBe("create drill-postgres: docker container protea-drill-postgres …");
+        expect(progressLine(step("resourcePreEvent", "delete", "docker:index/container:Container", "drill-postgres", { name: "protea-drill-postgres" }))).toBe("delete drill-postgres: docker container protea-drill-postgres …");
+        expect(progressLine(step("resOutputsEvent", "create", "docker:index/container:Container", "drill-postgres"))).toBe("create drill-postgres");
+        expect(progressLine(step("resOutputsEvent", "delete", "docker:index/remoteImage:RemoteImage", "drill-image"))).toBe("delete drill-image");
+    });
+
+    it("keeps one line per finished command, and says nothing of an unchanged container starting or of other resources", () => {
+        expect(progressLine(step("resOutputsEvent", "create", "command:local:Command", "drill-load"))).toBe("create drill-load");
+        expect(progressLine(step("resourcePreEvent", "create", "command:local:Command", "drill-load"))).toBeUndefined();
+        expect(progressLine(step("resourcePreEvent", "same", "docker:index/container:Container", "drill-postgres"))).toBeUndefined();
+        expect(progressLine(step("resOutputsEvent", "create", "protea:drill:DrillDatabase", "drill"))).toBeUndefined();
     });
 });
