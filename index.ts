@@ -59,6 +59,8 @@ export = async () => {
             backfillDryRun: rollout.backfill.dryRunMillis,
             backfillApply: rollout.backfill.applyMillis,
         },
+        /** With rollout:rehearsal: the side-by-side table beside the dumps. */
+        rehearsalReport: rollout.rehearsalReport?.path,
         /** The dry run: read-only probes, in preview only (components/previewReport.ts). */
         dryRun: previewReport(config, pulumi.secret(dbUrl), rollout.migration.upgradeMillis),
     };

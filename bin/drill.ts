@@ -21,6 +21,8 @@ import {
 } from "../lib/drillConfig";
 import { clusterLocation, findFreePort, isProcessAlive, readPostmasterPid } from "../lib/postgresCluster";
 import { runShell } from "../lib/processes";
+import { pendingMigrationSql } from "../lib/probes";
+import { pendingSqlChecksum, Rehearsal } from "../lib/rehearsal";
 import { restoreFromDump } from "../lib/restore";
 import { columnStates, nullCounts, schemaMismatches } from "../lib/schemaChecks";
 import { inDirectory } from "../lib/shell";
@@ -377,11 +379,12 @@ async function main(): Promise<number> {
         }
     }
 
+    const source = drillConfig.sourceDump ? `dump ${drillConfig.sourceDump}` : `generated sample (${drillConfig.sample.datasets} datasets, ${drillConfig.sample.models} reranker models, ${drillConfig.sample.embeddingRows} embedding rows)`;
     const report: DrillReport = {
         startedAt,
         stack: stackName,
         engine: drillConfig.engine,
-        source: drillConfig.sourceDump ? `dump ${drillConfig.sourceDump}` : `generated sample (${drillConfig.sample.datasets} datasets, ${drillConfig.sample.models} reranker models, ${drillConfig.sample.embeddingRows} embedding rows)`,
+        source,
         rows: drill.rows,
         sourceDumpBytes: drillConfig.sourceDumpPath && fs.existsSync(drillConfig.sourceDumpPath) ? fs.statSync(drillConfig.sourceDumpPath).size : undefined,
         backupBytes: drill.backupBytes,
@@ -390,6 +393,7 @@ async function main(): Promise<number> {
         engineMillis: drill.engineMillis,
         checks: drill.checks,
         tablesBeforeRollout: flags["with-restore"] ? tablesBeforeRollout : undefined,
+        rehearsal: await rehearsalFacts(drill, startedAt, source),
         totalMillis: Date.now() - started,
     };
     const reportDir = path.resolve(typeof flags["report-dir"] === "string" ? flags["report-dir"] : path.join(PROJECT_ROOT, "drill-reports"));
@@ -400,6 +404,25 @@ async function main(): Promise<number> {
     process.stdout.write(`\n${renderMarkdown(report)}\n`);
     say(`report: ${base}.md and .json`);
     return drill.checks.every((c) => c.pass) ? 0 : 1;
+}
+
+/** What production's preview and budgets compare with (rollout:rehearsal naming this report's JSON). */
+async function rehearsalFacts(drill: Drill, at: string, source: string): Promise<Rehearsal | undefined> {
+    const rollout = drill.config.rollout;
+    if (drill.databaseBytes === undefined) return undefined;
+    // Offline (`--sql`): nothing runs against the clone; an alembic that cannot print it leaves the checksum out.
+    const pending = await pendingMigrationSql(rollout, { ...process.env, PROTEA_DB_URL: drill.config.dbUrl }).catch(() => undefined);
+    const steps = drill.steps;
+    return {
+        at,
+        source,
+        databaseBytes: drill.databaseBytes,
+        rows: drill.rows,
+        expectedHead: rollout.expectedHead,
+        targetRevision: rollout.targetRevision,
+        pendingSqlSha256: pending && pendingSqlChecksum(pending.sql),
+        stepMillis: { backup: steps.backup, upgrade: steps.upgrade, backfillDryRun: steps.backfillDryRun, backfillApply: steps.backfillApply },
+    };
 }
 
 function stepTable(steps: Record<string, number | undefined>, fromDump: boolean): StepTiming[] {

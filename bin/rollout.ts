@@ -19,6 +19,7 @@ import { checkBackupDir, earlierBackups, takeBackup, utcStamp } from "../lib/bac
 import { checkClientTools, ClientToolTarget } from "../lib/clientTools";
 import { NewColumn, parseDuration, PgAccess, resolveSetting } from "../lib/config";
 import { describeParityDrift, parityDrift, parseParityCutover } from "../lib/parityDrift";
+import { BUDGETED_STEPS, BudgetedStep, readRehearsal, seconds, sideBySide, STEP_TITLES, stepBudget } from "../lib/rehearsal";
 import { applyInShortTries, LockBudgetSpent, lockBlockers, LockRetryPolicy } from "../lib/lockAwareApply";
 import { completeDatabaseUrlFromPasswordFile, databaseFromEnvironment, withDatabase } from "../lib/database";
 import { runProbes } from "../lib/probes";
@@ -77,6 +78,16 @@ commands (paths relative to the project root or "~/…"; durations like 90s, 30m
                     --target-revision REV --backup-dir DIR --columns JSON [--lock-timeout 2s]
                     [--access url|docker-exec --container NAME --db-user USER --db-name DB]
                     [--parity-cutover TIME|ID [--parity-cutover-column COL]]
+                    [--rehearsal FILE --rehearsal-size-factor N --budget-multiple N --budget-floor D]
+
+  rehearsal-report  rehearsal and production side by side (<label>-vs-rehearsal-<UTC>.md
+                  and .json in --dir), production's step times as JSON on stdin
+                    --rehearsal FILE --dir DIR --label LABEL [--budget-multiple N --budget-floor D]
+
+With --rehearsal FILE --budget-step backup|upgrade|backfillDryRun|backfillApply
+[--budget-multiple 3 --budget-floor 1min], a step stops past its rehearsal budget
+(multiple × its time in the drill's report × production's size over the drill's,
+at least the floor) when that is shorter than --timeout.
 
 --columns is a JSON list of {"table","column","index","legacyColumn"}.`;
 
@@ -115,12 +126,29 @@ function lockRetryPolicy(values: Values): LockRetryPolicy {
     return { lockTimeoutMs, retries, budgetMs };
 }
 
-function timeoutMs(values: Values): number {
+/** How long this step may run, and what sets that: rollout:stepTimeout, or its rehearsal budget when that is shorter. */
+let stepLimit = { ms: 0, by: "rollout:stepTimeout" };
+
+async function resolveStepLimit(values: Values): Promise<typeof stepLimit> {
     const text = optional(values, "timeout") ?? DEFAULT_TIMEOUT;
     const ms = parseDuration(text);
     if (ms === undefined) throw new GateFailure(`--timeout must look like 90s, 30min or 4h, got "${text}"`);
-    return ms;
+    const step = optional(values, "budget-step") as BudgetedStep | undefined;
+    const byStepTimeout = { ms, by: `rollout:stepTimeout (${seconds(ms)})` };
+    if (!step || !optional(values, "rehearsal")) return byStepTimeout;
+    if (!BUDGETED_STEPS.includes(step)) throw new GateFailure(`--budget-step must be one of ${BUDGETED_STEPS.join(", ")}`);
+    const rehearsal = readRehearsal(pathOption(values, "rehearsal"));
+    const floorMs = parseDuration(optional(values, "budget-floor") ?? "1min");
+    const multiple = Number(optional(values, "budget-multiple") ?? "3");
+    if (floorMs === undefined || !(multiple > 0)) throw new GateFailure("--budget-floor must be a duration and --budget-multiple a positive number");
+    const bytes = await withDatabase(databaseFromEnvironment(), async (c) => Number((await c.query("SELECT pg_database_size(current_database()) AS b")).rows[0].b));
+    const budget = stepBudget(rehearsal, step, bytes, { multiple, floorMs });
+    if (!budget || budget.ms >= ms) return byStepTimeout;
+    say(`budget: ${STEP_TITLES[step]} may take ${budget.why}`);
+    return { ms: budget.ms, by: budget.why };
 }
+
+const timeoutMs = (_values: Values) => stepLimit.ms;
 
 /** The stack as `<project>/<stack>`, and its name alone for messages. */
 function stackOption(values: Values): { id: string; name: string } {
@@ -210,7 +238,7 @@ async function backup(values: Values): Promise<void> {
     const target = clientTargetOption(values);
     const limit = timeoutMs(values);
     const timer = setTimeout(() => {
-        say(`backup: past its timeout of ${Math.round(limit / 1000)} s (rollout:stepTimeout); stopping pg_dump, no backup was kept`);
+        say(`backup: past ${stepLimit.by}; stopping pg_dump, no backup was kept`);
         stopAllChildren();
     }, limit);
     try {
@@ -285,6 +313,7 @@ async function migrate(values: Values): Promise<void> {
                         env: { ...process.env, PGOPTIONS: pgOptions },
                         secrets: secrets(),
                         timeoutMs: Math.max(1000, deadline - Date.now()),
+                        timeoutName: stepLimit.by,
                     }),
             }));
         } catch (error) {
@@ -292,7 +321,7 @@ async function migrate(values: Values): Promise<void> {
             throw error;
         }
         if (run.code !== 0) {
-            const why = run.timedOut ? `stopped past rollout:stepTimeout` : `exit ${run.code}`;
+            const why = run.timedOut ? `stopped past ${stepLimit.by}` : `exit ${run.code}`;
             throw new GateFailure(`${what} failed (${why}); its transaction rolled back:\n${run.tail}`);
         }
         const problems = schemaMismatches(await columnStates(lock.client, columns), direction === "up" ? "present" : "absent");
@@ -350,6 +379,7 @@ async function backfill(values: Values): Promise<void> {
             env: { ...process.env, ...(pgOptions ? { PGOPTIONS: pgOptions } : {}) },
             secrets: secrets(),
             timeoutMs: timeoutMs(values),
+            timeoutName: stepLimit.by,
             logFile,
         });
         const after = await facts();
@@ -360,7 +390,7 @@ async function backfill(values: Values): Promise<void> {
             }),
         );
         if (run.code !== 0) {
-            const why = run.timedOut ? "stopped past rollout:stepTimeout" : `exit ${run.code}`;
+            const why = run.timedOut ? `stopped past ${stepLimit.by}` : `exit ${run.code}`;
             const written = Object.entries(database_).map(([t, f]) => `${t} ${f.written} rows written, ${f.nullsAfter} NULL left`).join("; ");
             throw new GateFailure(`backfill ${mode} failed (${why}); committed batches stay and the next \`pulumi up\` resumes (${written}):\n${run.tail}`);
         }
@@ -422,6 +452,21 @@ async function verifyBackfill(values: Values): Promise<void> {
     result({ nulls: counts, parity, ...(cutover ? { drift, report } : {}) });
 }
 
+/** Rehearsal and production side by side, from production's step times on stdin (JSON), beside the dumps. */
+async function rehearsalReport(values: Values): Promise<void> {
+    const rehearsal = readRehearsal(pathOption(values, "rehearsal"));
+    const production = JSON.parse(fs.readFileSync(0, "utf8") || "{}") as Partial<Record<BudgetedStep, number>>;
+    const policy = { multiple: Number(optional(values, "budget-multiple") ?? "3"), floorMs: parseDuration(optional(values, "budget-floor") ?? "1min") ?? 60_000 };
+    const bytes = await withDatabase(databaseFromEnvironment(), async (c) => Number((await c.query("SELECT pg_database_size(current_database()) AS b")).rows[0].b));
+    const dir = pathOption(values, "dir");
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const base = path.join(dir, `${required(values, "label")}-vs-rehearsal-${utcStamp()}`);
+    fs.writeFileSync(`${base}.md`, sideBySide(rehearsal, production, bytes, policy), { mode: 0o600 });
+    fs.writeFileSync(`${base}.json`, `${JSON.stringify({ rehearsal, production: { databaseBytes: bytes, stepMillis: production }, policy }, null, 2)}\n`, { mode: 0o600 });
+    say(`rehearsal report: ${base}.md`);
+    result({ path: `${base}.md` });
+}
+
 async function probe(values: Values): Promise<void> {
     const report = await runProbes(
         {
@@ -434,6 +479,13 @@ async function probe(values: Values): Promise<void> {
             newColumns: columnsOption(values),
             lockTimeout: optional(values, "lock-timeout") ?? DEFAULT_LOCK_TIMEOUT,
             parityCutover: parseParityCutover(optional(values, "parity-cutover"), optional(values, "parity-cutover-column")).cutover,
+            rehearsal: optional(values, "rehearsal")
+                ? {
+                      file: pathOption(values, "rehearsal"),
+                      sizeFactor: Number(optional(values, "rehearsal-size-factor") ?? "4"),
+                      budget: { multiple: Number(optional(values, "budget-multiple") ?? "3"), floorMs: parseDuration(optional(values, "budget-floor") ?? "1min") ?? 60_000 },
+                  }
+                : undefined,
             clientTools: optional(values, "access") ? clientTargetOption(values) : undefined,
         },
         process.env,
@@ -452,6 +504,7 @@ const COMMANDS: Record<string, (values: Values) => Promise<void>> = {
     "verify-schema": verifySchema,
     "verify-backfill": (values) => afterPause(values, () => verifyBackfill(values)),
     probe,
+    "rehearsal-report": rehearsalReport,
 };
 
 const OPTIONS = {
@@ -461,7 +514,7 @@ const OPTIONS = {
     "db-user": { type: "string" }, "db-name": { type: "string" }, "parity-sample": { type: "string" },
     backfill: { type: "string" }, "backup-dir": { type: "string" }, stack: { type: "string" },
     direction: { type: "string" }, mode: { type: "string" }, "batch-size": { type: "string" }, force: { type: "boolean" },
-    "log-dir": { type: "string" }, "parity-cutover": { type: "string" }, "parity-cutover-column": { type: "string" }, "report-dir": { type: "string" }, "lock-timeout": { type: "string" }, "lock-retries": { type: "string" }, "lock-budget": { type: "string" }, timeout: { type: "string" },
+    "log-dir": { type: "string" }, "parity-cutover": { type: "string" }, "parity-cutover-column": { type: "string" }, "report-dir": { type: "string" }, rehearsal: { type: "string" }, "budget-step": { type: "string" }, "budget-multiple": { type: "string" }, "budget-floor": { type: "string" }, "rehearsal-size-factor": { type: "string" }, "lock-timeout": { type: "string" }, "lock-retries": { type: "string" }, "lock-budget": { type: "string" }, timeout: { type: "string" },
     "resume-writers": { type: "string" }, "resume-on-failure": { type: "string" }, action: { type: "string" }, command: { type: "string" },
 } as const;
 
@@ -479,12 +532,12 @@ async function main(argv: string[]): Promise<number> {
     const { values } = parseArgs({ args: rest, options: OPTIONS });
     completeDatabaseUrlFromPasswordFile();
     // Every subcommand is bounded; steps that run children also stop them at their own timeout.
-    const limit = timeoutMs(values);
+    stepLimit = await resolveStepLimit(values);
     setTimeout(() => {
-        say(`rollout ${name}: past its timeout of ${Math.round(limit / 1000)} s (rollout:stepTimeout); stopping`);
+        say(`rollout ${name}: past ${stepLimit.by}; stopping`);
         stopAllChildren("SIGKILL");
         process.exit(1);
-    }, limit + 30_000).unref();
+    }, stepLimit.ms + 30_000).unref();
     await command(values);
     return 0;
 }

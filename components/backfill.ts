@@ -3,7 +3,7 @@ import * as command from "@pulumi/command";
 import type { BackfillCounts } from "../lib/backfillSummary";
 import type { NewColumn } from "../lib/config";
 import { parseRolloutResult, rolloutCommand } from "../lib/rolloutCli";
-import { CommandEnvironment, Rerun, rerunOn, ResumeOnFailure, resumeArgs, SECRET_OUTPUTS } from "./types";
+import { budgetArgs, CommandEnvironment, RehearsalBudget, Rerun, rerunOn, ResumeOnFailure, resumeArgs, SECRET_OUTPUTS } from "./types";
 
 export type { BackfillCounts };
 
@@ -41,6 +41,8 @@ export interface BackfillArgs {
     label: string;
     /** rollout:stepTimeout. */
     timeout: string;
+    /** With rollout:rehearsal: the dry run and the apply stop past their budgets (the apply keeps its committed batches). */
+    budget?: RehearsalBudget;
     /** Re-run whenever this changes (the migration's id: a re-applied migration has empty columns). */
     migrationId: pulumi.Input<string>;
     /** Runs again until every row is populated (a backfill that died part-way resumes). */
@@ -84,13 +86,13 @@ export class Backfill extends pulumi.ComponentResource {
         const { stdin, ignoreChanges } = rerunOn(args.rerun);
         const dryRun = new command.local.Command(
             `${name}-dry-run`,
-            { create: rolloutCommand("backfill", "--mode", "dry-run", ...common, ...force), environment: args.environment, triggers, stdin },
+            { create: rolloutCommand("backfill", "--mode", "dry-run", ...common, ...force, ...budgetArgs(args.budget, "backfillDryRun")), environment: args.environment, triggers, stdin },
             { parent: this, ignoreChanges, ...SECRET_OUTPUTS },
         );
         const apply = new command.local.Command(
             `${name}-apply`,
             {
-                create: rolloutCommand("backfill", "--mode", "apply", ...common, "--batch-size", args.batchSize, ...force, ...resumeArgs(args.resume)),
+                create: rolloutCommand("backfill", "--mode", "apply", ...common, "--batch-size", args.batchSize, ...force, ...budgetArgs(args.budget, "backfillApply"), ...resumeArgs(args.resume)),
                 environment: args.environment,
                 triggers,
                 stdin,

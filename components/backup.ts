@@ -2,7 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import type { BackupResult, EarlierBackup } from "../lib/backup";
 import { clientToolArgs, parseRolloutResult, rolloutCommand } from "../lib/rolloutCli";
-import { ClientToolsPlacement, CommandEnvironment, Rerun, rerunOn } from "./types";
+import { budgetArgs, ClientToolsPlacement, CommandEnvironment, RehearsalBudget, Rerun, rerunOn } from "./types";
 
 /** Where pg_dump runs: the ClientToolsPlacement fields. */
 export interface BackupArgs extends ClientToolsPlacement {
@@ -14,6 +14,8 @@ export interface BackupArgs extends ClientToolsPlacement {
     timeout: string;
     /** Takes a fresh dump whenever the migration is not in the database (before every (re)apply). */
     rerun: Rerun;
+    /** With rollout:rehearsal: pg_dump stops past its budget. */
+    budget?: RehearsalBudget;
     /** Carries PROTEA_DB_URL (url access derives libpq settings from it). */
     environment: CommandEnvironment;
 }
@@ -46,6 +48,7 @@ export class Backup extends pulumi.ComponentResource {
                     "--label", args.label,
                     ...clientToolArgs(args),
                     "--timeout", args.timeout,
+                    ...budgetArgs(args.budget, "backup"),
                 ),
                 environment: args.environment,
                 stdin,

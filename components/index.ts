@@ -5,6 +5,7 @@ export * from "./migration";
 export * from "./backfill";
 export * from "./verification";
 export * from "./resume";
+export * from "./rehearsalReport";
 export * from "./rolloutGraph";
 export * from "./drillDatabase";
 export * from "./previewReport";

@@ -2,7 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import type { NewColumn } from "../lib/config";
 import { parseRolloutResult, rolloutCommand } from "../lib/rolloutCli";
-import { CommandEnvironment, Rerun, rerunOn, ResumeOnFailure, resumeArgs, SECRET_OUTPUTS } from "./types";
+import { budgetArgs, CommandEnvironment, RehearsalBudget, Rerun, rerunOn, ResumeOnFailure, resumeArgs, SECRET_OUTPUTS } from "./types";
 
 export interface MigrationArgs {
     /** `<project>/<stack>`: names this rollout as the holder of the database's rollout lock. */
@@ -21,6 +21,8 @@ export interface MigrationArgs {
     lockTimeout: string;
     lockRetries: number;
     lockRetryBudget: string;
+    /** With rollout:rehearsal: the upgrade stops, uncommitted, past its budget. */
+    budget?: RehearsalBudget;
     /** rollout:stepTimeout. */
     timeout: string;
     /** Checks the database still has the migration whenever it shows it does not. */
@@ -61,7 +63,7 @@ export class Migration extends pulumi.ComponentResource {
         const upgrade = new command.local.Command(
             `${name}-upgrade`,
             {
-                create: rolloutCommand("migrate", "--direction", "up", ...common, ...lockAware, ...resumeArgs(args.resume)),
+                create: rolloutCommand("migrate", "--direction", "up", ...common, ...lockAware, ...budgetArgs(args.budget, "upgrade"), ...resumeArgs(args.resume)),
                 update: rolloutCommand("migrate", "--direction", "check", ...common, ...resumeArgs(args.resume)),
                 delete: rolloutCommand("migrate", "--direction", "down", ...common, ...lockAware),
                 environment: args.environment,

@@ -28,6 +28,9 @@ export function probeCommand(config: RolloutConfig): string {
         "--columns", JSON.stringify(config.newColumns),
         "--lock-timeout", config.lockTimeout,
         ...clientToolArgs(config),
+        ...(config.rehearsal
+            ? ["--rehearsal", config.rehearsal.setting, "--rehearsal-size-factor", config.rehearsal.sizeFactor, "--budget-multiple", config.rehearsal.budget.multiple, "--budget-floor", `${config.rehearsal.budget.floorMs}ms`]
+            : []),
         ...(config.parityCutover ? ["--parity-cutover", config.parityCutover.value, ...(config.parityCutover.column ? ["--parity-cutover-column", config.parityCutover.column] : [])] : []),
     );
     return `${probe} || true`;

@@ -11,9 +11,11 @@ import { Backfill } from "./backfill";
 import { Backup } from "./backup";
 import { Migration } from "./migration";
 import { Preflight } from "./preflight";
+import { RehearsalReport } from "./rehearsalReport";
 import { Quiesce } from "./quiesce";
 import { Resume } from "./resume";
 import { Verification } from "./verification";
+import type { RehearsalBudget } from "./types";
 
 export interface Rollout {
     preflight: Preflight;
@@ -23,12 +25,15 @@ export interface Rollout {
     backfill: Backfill;
     verification: Verification;
     resume: Resume;
+    /** With rollout:rehearsal: rehearsal and production side by side. */
+    rehearsalReport?: RehearsalReport;
 }
 
 /**
  * The runbook as one ordered graph, for the prod stack and the drill alike:
  *
  *   Preflight -> Backup -> Quiesce -> Migration -> Backfill -> Verification -> Resume
+ *     (-> RehearsalReport, with rollout:rehearsal)
  *
  * `dbUrl` reaches the commands only through their environment, as a secret.
  * `stack` (`<project>/<stack>`) names this rollout as the holder of the
@@ -43,6 +48,7 @@ export function createRollout(
 ): Rollout {
     const { stack, reruns } = context;
     const timeout = config.stepTimeout;
+    const budget: RehearsalBudget | undefined = config.rehearsal && { setting: config.rehearsal.setting, ...config.rehearsal.budget };
     // Steps after the pause resume the writers if they fail.
     const resume = { resumeWriters: config.pauseWriters ? config.resumeWriters : undefined, resumeOnFailure: config.resumeOnFailure };
     const environment = pulumi.secret(pulumi.output(dbUrl).apply((url) => commandEnvironment(config, url)));
@@ -79,6 +85,7 @@ export function createRollout(
             dbUser: config.dbUser,
             dbName: config.dbName,
             timeout,
+            budget,
             rerun: reruns.apply,
             environment,
         },
@@ -98,6 +105,7 @@ export function createRollout(
             lockRetries: config.lockRetries,
             lockRetryBudget: config.lockRetryBudget,
             timeout,
+            budget,
             rerun: reruns.apply,
             resume,
             environment,
@@ -116,6 +124,7 @@ export function createRollout(
             logDir: config.backupDirSetting,
             label: config.backupLabel,
             timeout,
+            budget,
             migrationId: migration.appliedId,
             rerun: reruns.finish,
             resume,
@@ -139,5 +148,18 @@ export function createRollout(
         after(backfill),
     );
     const resumeWriters = new Resume("resume", { resumeWriters: config.resumeWriters, timeout, rerun: reruns.finish }, after(verification));
-    return { preflight, backup, quiesce, migration, backfill, verification, resume: resumeWriters };
+    const rehearsalReport = budget
+        ? new RehearsalReport(
+              "rehearsal-report",
+              {
+                  budget,
+                  dir: config.backupDirSetting,
+                  label: config.backupLabel,
+                  stepMillis: { backup: backup.millis, upgrade: migration.upgradeMillis, backfillDryRun: backfill.dryRunMillis, backfillApply: backfill.applyMillis },
+                  environment,
+              },
+              after(resumeWriters),
+          )
+        : undefined;
+    return { preflight, backup, quiesce, migration, backfill, verification, resume: resumeWriters, rehearsalReport };
 }

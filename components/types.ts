@@ -1,5 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { PgAccess } from "../lib/config";
+import type { BudgetedStep } from "../lib/rehearsal";
 import type { Rerun } from "../lib/rolloutPhase";
 
 export type { Rerun };
@@ -17,6 +18,18 @@ export interface ClientToolsPlacement {
     container: string;
     dbUser: string;
     dbName: string;
+}
+
+/** With rollout:rehearsal: where the drill's report is (as configured) and how budgets derive from it. */
+export interface RehearsalBudget {
+    setting: string;
+    multiple: number;
+    floorMs: number;
+}
+
+/** The tool's options that give a step its rehearsal budget (lib/rehearsal.ts); none without a rehearsal. */
+export function budgetArgs(budget: RehearsalBudget | undefined, step: BudgetedStep): (string | number)[] {
+    return budget ? ["--rehearsal", budget.setting, "--budget-step", step, "--budget-multiple", budget.multiple, "--budget-floor", `${budget.floorMs}ms`] : [];
 }
 
 /** Every input of a command resource, for a step that must not change once done. */

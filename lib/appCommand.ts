@@ -22,6 +22,8 @@ export interface AppCommandOptions {
     /** Strings never to print (the password and its URL-encoded form). */
     secrets: string[];
     timeoutMs: number;
+    /** What sets the timeout, for the message: rollout:stepTimeout unless told (a rehearsal budget). */
+    timeoutName?: string;
     /** Whole scrubbed output goes here (0600), when set. */
     logFile?: string;
     /** Lines of head and tail that reach Pulumi. */
@@ -122,7 +124,7 @@ export function runAppCommand(options: AppCommandOptions): Promise<AppCommandRes
         };
         const timer = setTimeout(() => {
             timedOut = true;
-            echo(`${options.label}: past its timeout of ${Math.round(options.timeoutMs / 1000)} s (rollout:stepTimeout); stopping it`);
+            echo(`${options.label}: past ${options.timeoutName ?? `its timeout of ${Math.round(options.timeoutMs / 1000)} s (rollout:stepTimeout)`}; stopping it`);
             stopSoftlyThenHard();
         }, options.timeoutMs);
         const onSignal = (signal: NodeJS.Signals) => {

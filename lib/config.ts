@@ -7,6 +7,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { parseDatabaseUrl, LibpqSettings } from "./databaseUrl";
 import { ParityCutover, parseParityCutover } from "./parityDrift";
+import type { BudgetPolicy } from "./rehearsal";
 
 /** One additive column the migration adds, with the index on it. */
 export interface NewColumn {
@@ -51,6 +52,11 @@ export interface RolloutConfig {
     /** Resume writers when a step fails after they were paused. */
     resumeOnFailure: boolean;
     paritySample: number;
+    /**
+     * rollout:rehearsal, a drill's JSON report: the preview compares production
+     * with it, each step's budget derives from it (lib/rehearsal.ts).
+     */
+    rehearsal?: { file: string; setting: string; sizeFactor: number; budget: BudgetPolicy };
     /** rollout:parityCutover (+ rollout:parityCutoverColumn): rows after it must have legacy = v2; unset: the parity sample is reported only. */
     parityCutover?: ParityCutover;
     restoreJobs: number;
@@ -196,6 +202,19 @@ export function parseRolloutConfig(raw: RawConfig, home = os.homedir(), baseDir 
     const backupLabel = text("backupLabel", "pre-t16");
     if (!/^[A-Za-z0-9._-]+$/.test(backupLabel)) problems.push(`rollout:backupLabel may hold only letters, digits, ".", "_" and "-", got "${backupLabel}"`);
 
+    const rehearsalSetting = raw.rehearsal || undefined;
+    const budgetFloor = text("budgetFloor", "1min");
+    const budgetFloorMs = parseDuration(budgetFloor);
+    if (budgetFloorMs === undefined || budgetFloorMs < 1000) problems.push(`rollout:budgetFloor must be a duration of at least 1s like 30s or 2min, got "${budgetFloor}"`);
+    const rehearsal = rehearsalSetting
+        ? {
+              file: directory(rehearsalSetting),
+              setting: rehearsalSetting,
+              sizeFactor: integer("rehearsalSizeFactor", 4, 2, 1_000_000),
+              budget: { multiple: integer("budgetMultiple", 3, 1, 1000), floorMs: budgetFloorMs ?? 60_000 },
+          }
+        : undefined;
+
     const cutover = parseParityCutover(raw.parityCutover || undefined, raw.parityCutoverColumn || undefined);
     if (cutover.problem) problems.push(cutover.problem);
 
@@ -227,6 +246,7 @@ export function parseRolloutConfig(raw: RawConfig, home = os.homedir(), baseDir 
         resumeOnFailure: flag("resumeOnFailure", true),
         paritySample: integer("paritySample", 10, 1, 10_000),
         parityCutover: cutover.cutover,
+        rehearsal,
         restoreJobs: integer("restoreJobs", 2, 1, 64),
         protect: flag("protect", true),
         dbPasswordFile: raw.dbPasswordFile || undefined,
@@ -268,5 +288,5 @@ function parseNewColumns(value: string, problems: string[]): NewColumn[] {
 export const CONFIG_KEYS = [
     "appDir", "alembic", "backfill", "expectedHead", "targetRevision", "dbUrl", "pgAccess",
     "container", "dbUser", "dbName", "backupDir", "backupLabel", "batchSize", "forceBackfill",
-    "newColumns", "pauseWriters", "resumeWriters", "lockTimeout", "lockRetries", "lockRetryBudget", "stepTimeout", "resumeOnFailure", "paritySample", "parityCutover", "parityCutoverColumn", "restoreJobs", "protect", "dbPasswordFile",
+    "newColumns", "pauseWriters", "resumeWriters", "lockTimeout", "lockRetries", "lockRetryBudget", "stepTimeout", "resumeOnFailure", "paritySample", "parityCutover", "parityCutoverColumn", "rehearsal", "rehearsalSizeFactor", "budgetMultiple", "budgetFloor", "restoreJobs", "protect", "dbPasswordFile",
 ] as const;

@@ -10,6 +10,7 @@ import * as path from "node:path";
 import type { EngineEvent } from "@pulumi/pulumi/automation";
 import type { Client } from "pg";
 import { run } from "./processes";
+import type { Rehearsal } from "./rehearsal";
 
 export interface StepTiming {
     step: string;
@@ -45,6 +46,8 @@ export interface DrillReport {
     steps: StepTiming[];
     engineMillis: Record<string, number>;
     checks: Check[];
+    /** What production is held to when rollout:rehearsal names this report (lib/rehearsal.ts). */
+    rehearsal?: Rehearsal;
     /** Every table of schema public before the rollout, when the restore was rehearsed. */
     tablesBeforeRollout?: TableChecksum[];
     totalMillis: number;

@@ -63,7 +63,7 @@ export async function lockBlockers(client: Client, tables: string[], longSeconds
         user: r.usename,
         application: r.application,
         state: r.state,
-        ageSeconds: Math.round(Number(r.age)),
+        ageSeconds: Math.round(Number(r.age) * 10) / 10,
         query: r.query,
         locks: r.locks,
         why: r.why,

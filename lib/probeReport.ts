@@ -8,6 +8,7 @@ import type { ClientToolsVerdict } from "./clientTools";
 import { describeBlocker, LockBlocker } from "./lockAwareApply";
 import type { LockSafetyReport } from "./lockSafety";
 import { describeParityDrift, ParityCutover, ParityDrift } from "./parityDrift";
+import { RehearsalComparison, seconds, STEP_TITLES } from "./rehearsal";
 import { tail } from "./processes";
 
 /** One probe's outcome: its value, or why there is none. */
@@ -75,6 +76,8 @@ export interface ProbeReport {
     lockSafety: Probe<LockSafetyReport>;
     /** With rollout:parityCutover: rows before/after it per table and how many differ, or why not counted yet. */
     parityDrift?: Probe<ParityDrift[] | string>;
+    /** With rollout:rehearsal: production against the drill's report, and each step's projected time and budget. */
+    rehearsal?: Probe<RehearsalComparison & { source: string; at: string }>;
     /** Sessions in the migration's way (lib/lockAwareApply.ts). */
     blockers: Probe<LockBlocker[]>;
     /** Wall time of all probes. */
@@ -147,6 +150,8 @@ export function parseProbeReport(stdout: string, stderr = ""): ProbeReport {
     if (wellFormed(tools) && (!tools!.ok || typeof tools!.value?.message === "string")) report.clientTools = tools;
     const drift = parsed?.parityDrift as Probe<ParityDrift[] | string> | undefined;
     if (wellFormed(drift)) report.parityDrift = drift;
+    const rehearsal = parsed?.rehearsal as ProbeReport["rehearsal"];
+    if (wellFormed(rehearsal) && (!rehearsal!.ok || Array.isArray(rehearsal!.value?.warnings))) report.rehearsal = rehearsal;
     return report;
 }
 
@@ -233,6 +238,14 @@ export function formatProbeReport(report: ProbeReport, context: { stackHoldsMigr
     if (drift?.ok && typeof drift.value === "string") info(`parity after the cut-over: ${drift.value}`);
     else if (drift?.ok && cutover) for (const d of drift.value as ParityDrift[]) (d.after.differ > 0 ? warn : info)(`parity ${d.after.differ > 0 ? "DRIFT: the verification would fail: " : ""}${describeParityDrift(d, cutover)}`);
     else if (drift && !drift.ok) failure("parity after the cut-over", drift);
+
+    const rehearsal = report.rehearsal;
+    if (rehearsal?.ok) {
+        const r = rehearsal.value;
+        info(`rehearsal: ${r.source}, ${r.at}`);
+        for (const w of r.warnings) warn(`rehearsal: ${w}`);
+        for (const p of r.projections) info(`rehearsal: ${STEP_TITLES[p.step]}: ${seconds(p.rehearsedMs)} rehearsed, about ${seconds(p.projectedMs)} here; budget ${seconds(p.budgetMs)}`);
+    } else if (rehearsal) failure("rehearsal", rehearsal);
 
     const blockers = report.blockers;
     if (blockers.ok && blockers.value.length === 0) info("no session holds or waits for a lock on the migration's tables, runs pg_dump, or sits in a long or idle transaction");

@@ -21,6 +21,7 @@ import { connect, databaseFromEnvironment } from "./database";
 import type { LibpqSettings } from "./databaseUrl";
 import { LockBlocker, lockBlockers } from "./lockAwareApply";
 import { ParityCutover, ParityDrift, parityDrift } from "./parityDrift";
+import { BudgetPolicy, compareWithRehearsal, pendingSqlChecksum, readRehearsal, RehearsalComparison } from "./rehearsal";
 import type { LockSafetyReport, RowEstimate } from "./lockSafety";
 import type { BackfillPreview, BackfillTablePreview, BackupSpace, DatabaseFacts, GateVerdict, PendingSql, Probe, ProbeReport } from "./probeReport";
 import { redactReport, secretsOf } from "./probeReport";
@@ -42,6 +43,8 @@ export interface ProbeOptions {
     newColumns: NewColumn[];
     /** lock_timeout of one try of the migration (rollout:lockTimeout): sessions older than this would hold it up. */
     lockTimeout: string;
+    /** rollout:rehearsal: production compared with the drill's report. */
+    rehearsal?: { file: string; sizeFactor: number; budget: BudgetPolicy };
     /** rollout:parityCutover; unset: no drift count. */
     parityCutover?: ParityCutover;
     /** Where the client tools run; unset: not checked. */
@@ -175,7 +178,8 @@ async function rowsToBackfill(client: Client, states: ColumnState[]): Promise<Re
     return tables;
 }
 
-async function pendingMigrationSql(options: ProbeOptions, env: NodeJS.ProcessEnv): Promise<PendingSql> {
+/** What `alembic upgrade <expectedHead>:<targetRevision> --sql` prints (offline: nothing runs against the database). */
+export async function pendingMigrationSql(options: Pick<ProbeOptions, "appDir" | "alembic" | "expectedHead" | "targetRevision">, env: NodeJS.ProcessEnv): Promise<PendingSql> {
     const range = `${options.expectedHead}:${options.targetRevision}`;
     const command = inDirectory(options.appDir, `${options.alembic} upgrade ${quote(range)} --sql`);
     const result = await runShell(command, { env });
@@ -294,6 +298,21 @@ export async function runProbes(options: ProbeOptions, env: NodeJS.ProcessEnv, l
             });
         })();
 
+        const rehearsal = (async (): Promise<Probe<RehearsalComparison & { source: string; at: string }> | undefined> => {
+            const given = options.rehearsal;
+            if (!given) return undefined;
+            const [db, pending] = [await database, await pendingSql];
+            return probe(async () => {
+                const r = readRehearsal(given.file);
+                if (!db.ok) throw new Error(`needs the database: ${db.error}`);
+                const estimates = await rowEstimates(client as Client, Object.keys(r.rows));
+                const rows = Object.fromEntries(Object.entries(estimates).map(([table, e]) => [table, Math.round(e.rows)]));
+                const pendingSqlSha256 = pending.ok ? pendingSqlChecksum(pending.value.sql) : undefined;
+                const facts = { databaseBytes: db.value.sizeBytes, rows, expectedHead: options.expectedHead, targetRevision: options.targetRevision, pendingSqlSha256 };
+                return { source: r.source, at: r.at, ...compareWithRehearsal(r, facts, given.sizeFactor, given.budget) };
+            });
+        })();
+
         const clientTools = (async (): Promise<Probe<ClientToolsVerdict> | undefined> => {
             const target = options.clientTools;
             if (!target) return undefined;
@@ -306,6 +325,7 @@ export async function runProbes(options: ProbeOptions, env: NodeJS.ProcessEnv, l
             backupSpace: await space,
             clientTools: await clientTools,
             parityDrift: await drift,
+            rehearsal: await rehearsal,
             alembicCurrent: await alembicCurrent,
             alembicHeads: await alembicHeads,
             preflightGate: await preflightGate,

@@ -6,10 +6,19 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { RolloutConfig } from "./config";
 import { connect } from "./database";
+import { readRehearsal } from "./rehearsal";
 import { describeHolder, holdRunLock, lockHolders, RolloutBusyError, stackOfHolder } from "./rolloutLock";
 import { observePhase, PhaseReruns, RolloutPhase, rerunsFor } from "./rolloutPhase";
 
 export async function openRolloutRun(config: RolloutConfig, run: { stack: string; dryRun: boolean; databaseMayNotExistYet: boolean }): Promise<PhaseReruns> {
+    // A rehearsal that cannot be read stops the run before anything acts.
+    if (config.rehearsal) {
+        try {
+            readRehearsal(config.rehearsal.file);
+        } catch (err) {
+            throw new pulumi.RunError((err as Error).message);
+        }
+    }
     let phase: RolloutPhase;
     try {
         const client = await connect(config.database, "protea-rollout-observe");

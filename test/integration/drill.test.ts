@@ -172,6 +172,10 @@ describe("npm run drill, on a fresh clone under a folder the postgres OS user ca
         expect(data?.detail).toMatch(/^\d+ tables, \d+ rows, each table's count and checksum as before: .*dataset 2, .*reranker_model 51/);
         expect(run.output).toContain("drill:     create drill-tables\n");
         expect(report.rows).toEqual({ dataset: 2, reranker_model: 51 });
+        // What a prod stack's rollout:rehearsal compares with and budgets from.
+        expect(report.rehearsal).toMatchObject({ rows: { dataset: 2, reranker_model: 51 }, expectedHead: "9d2fb5a07e4c", targetRevision: "a3c1d8e2f4b6" });
+        expect(report.rehearsal?.pendingSqlSha256).toMatch(/^[0-9a-f]{64}$/);
+        expect(Object.keys(report.rehearsal?.stepMillis ?? {}).sort()).toEqual(["backfillApply", "backfillDryRun", "backup", "upgrade"]);
         expect(report.backupBytes).toBeGreaterThan(0);
         expect(report.steps.map((s) => s.step)).toContain("alembic downgrade to the expected head");
         const markdown = fs.readFileSync(path.join(clone, "drill-reports", fs.readdirSync(path.join(clone, "drill-reports")).find((f) => f.endsWith(".md"))!), "utf8");
