@@ -65,6 +65,19 @@ export function table(rows: readonly (readonly string[])[]): string {
 }
 
 const leftovers = new Set<string>();
+const exitHooks = new Set<() => void>();
+
+/**
+ * Runs `cleanup` (synchronous: spawnSync, rmSync) when the process exits,
+ * also on SIGINT/SIGTERM/SIGHUP, before the paths of {@link removeOnExit} go;
+ * the last registered runs first. For what outlives the process by design
+ * (a detached server, a container). Returns a function that forgets it, for
+ * when the thing was cleaned up the ordinary way.
+ */
+export function cleanupOnExit(cleanup: () => void): () => void {
+    exitHooks.add(cleanup);
+    return () => void exitHooks.delete(cleanup);
+}
 
 /**
  * Removes `file` (a directory recursively) when the process exits, also on
@@ -83,6 +96,14 @@ export function removeNow(file: string): void {
 }
 
 process.on("exit", () => {
+    for (const cleanup of [...exitHooks].reverse()) {
+        try {
+            cleanup();
+        } catch {
+            // Best effort while the process is going away.
+        }
+    }
+    exitHooks.clear();
     for (const file of leftovers) fs.rmSync(file, { recursive: true, force: true });
 });
 for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {

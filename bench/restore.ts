@@ -1,83 +1,276 @@
 /**
- * The drill's restore against the runbook's. Builds a multi-table PROTEA-shaped
- * database of about 1 GB (the fixture's sample plus a bulk embedding table),
- * dumps it with `pg_dump -F c`, then restores that dump twice into fresh
- * clusters: as the runbook does (`pg_restore -d … < file` into a server with
- * default settings) and as the drill does (`pg_restore -j N -d … file` into a
- * throwaway cluster without durability). Prints the figures; asserts nothing.
+ * The drill's restore against the runbook's, on one `pg_dump -F c` of a
+ * multi-table PROTEA-shaped database (the fixture's schema and sample plus a
+ * bulk embedding table; 1,000,000 embedding rows is about 1 GB), made with
+ * the host's pg_dump.
  *
- *   bash scripts/with-engine.sh npx ts-node --transpile-only bench/restore.ts [--embedding-rows 1000000] [--jobs 2]
+ *   drill:   the product's own code path. A fresh cluster started as the drill
+ *            starts it (`protea-drill-db start --state-dir … --relocatable
+ *            --port N`, durability off), then the drill's load command exactly
+ *            as components/drillDatabase.ts stores it:
+ *            `protea-drill-db restore-dump --dump FILE --jobs N` with
+ *            PROTEA_DB_URL in its environment, wrapped in its `timed "load"`.
+ *   runbook: the runbook's exact command,
+ *            `docker exec -i <container> pg_restore -U protea -d protea < FILE`,
+ *            into a fresh PostgreSQL container with default settings
+ *            (test/integration/helpers/dockerPostgres.ts).
+ *
+ * Only the restore is timed (not starting or removing the target). Each round
+ * runs both sides, each into a fresh target, alternating which goes first.
+ * Prints every run, the median per side and the ratio of the medians; asserts
+ * nothing. Every cluster, container and folder goes away, also on Ctrl-C.
  *
  * Target (DESIGN.md): the drill's restore at most 0.6x the runbook's.
  */
+import { spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { PostgresCluster, startPostgresCluster } from "../lib/postgresCluster";
-import { run, tail } from "../lib/processes";
+import { Client, type ClientConfig } from "pg";
+import { checkoutRelative } from "../lib/drillConfig";
+import { findFreePort, startPostgresCluster } from "../lib/postgresCluster";
+import { run, runShell, tail } from "../lib/processes";
+import { missingTools, parseRolloutResult, projectCommand } from "../lib/rolloutCli";
+import { commandLine, quote, stepMillis, timed } from "../lib/shell";
+import { ensureDockerInstalled, ensurePgvectorImage, runDockerPostgres, startDockerEngine } from "../test/integration/helpers/dockerPostgres";
 import { alembic, EXPECTED_HEAD, expectSuccess, seedSample } from "../test/integration/helpers/fixture";
+import { benchFlags, cleanupOnExit, loadAverage, machineLine, median, removeOnExit, say, table } from "./common";
 
-function flag(name: string, fallback: number): number {
-    const i = process.argv.indexOf(`--${name}`);
-    return i >= 0 ? Number(process.argv[i + 1]) : fallback;
-}
+const CONTAINER = "protea-bench-restore";
+/** The label dockerPostgres.ts puts on its containers: only such a container is ever removed here. */
+const CONTAINER_LABEL = "protea.test-container";
 
-const embeddingRows = flag("embedding-rows", 1_000_000);
-const jobs = flag("jobs", 2);
-const say = (line: string) => process.stdout.write(`bench: ${line}\n`);
+const USAGE = `usage: bash scripts/with-engine.sh npx ts-node --transpile-only bench/restore.ts [flags]
 
-async function timed(what: string, program: string, args: string[], cluster: PostgresCluster, stdinFile?: string): Promise<number> {
-    const fd = stdinFile ? fs.openSync(stdinFile, "r") : undefined;
-    const started = performance.now();
+The drill's restore (protea-drill-db restore-dump -j N into a fresh cluster
+started by protea-drill-db start) against the runbook's
+(docker exec -i ${CONTAINER} pg_restore -U protea -d protea < dump into a fresh
+PostgreSQL container with default settings), on one pg_dump -F c of a
+PROTEA-shaped database (figures only, asserts nothing).
+
+  --rounds N           rounds; each restores once per side into a fresh target,
+                       alternating which side goes first (default 3)
+  --embedding-rows N   dataset_embedding rows in the source, about 1 KiB each:
+                       1000000 makes a dump of about 1 GB (default 1000000)
+  --jobs N             the drill's pg_restore -j (rollout:restoreJobs; default 2)
+  --help               this text
+
+Needs the project's tools on PATH (scripts/with-engine.sh puts them there),
+PostgreSQL 15 client and server binaries, and Docker (started, and the image
+built, when missing: see test/integration/helpers/dockerPostgres.ts).
+Progress goes to stderr ("bench: ..."), the summary to stdout.`;
+
+const flags = benchFlags(
+    { rounds: { default: 3, min: 1 }, "embedding-rows": { default: 1_000_000, min: 0 }, jobs: { default: 2, min: 1 } },
+    USAGE,
+);
+
+const SOURCE = { datasets: 2000, models: 200_000 };
+
+/** What a restored database holds: tables with their exact row counts, and the number of indexes. */
+async function contents(config: ClientConfig): Promise<{ version: string; signature: string; rows: number }> {
+    const client = new Client(config);
+    await client.connect();
     try {
-        const result = await run(program, args, { env: { ...process.env, ...cluster.libpqEnv }, stdin: fd });
-        if (result.code !== 0) throw new Error(`${what} failed (exit ${result.code}):\n${tail(result.stderr)}`);
+        const version = (await client.query("SHOW server_version")).rows[0].server_version as string;
+        const tables = (await client.query("SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND c.relkind = 'r' ORDER BY 1")).rows.map((r) => r.relname as string);
+        const counts: string[] = [];
+        let rows = 0;
+        for (const table of tables) {
+            const n = Number((await client.query(`SELECT count(*) AS n FROM public."${table.replace(/"/g, '""')}"`)).rows[0].n);
+            rows += n;
+            counts.push(`${table}=${n}`);
+        }
+        const indexes = Number((await client.query("SELECT count(*) AS n FROM pg_indexes WHERE schemaname = 'public'")).rows[0].n);
+        return { version: version.split(" ")[0], signature: `${counts.join(", ")}; ${indexes} indexes`, rows };
     } finally {
-        if (fd !== undefined) fs.closeSync(fd);
+        await client.end();
     }
-    const seconds = (performance.now() - started) / 1000;
-    say(`${what}: ${seconds.toFixed(1)}s`);
-    return seconds;
 }
 
-async function withCluster<T>(options: Parameters<typeof startPostgresCluster>[0], use: (cluster: PostgresCluster) => Promise<T>): Promise<T> {
-    const cluster = await startPostgresCluster(options);
+interface RunFigures {
+    round: number;
+    side: "drill" | "runbook";
+    /** Wall time of the restore command. */
+    seconds: number;
+    /** drill: what its report shows (the `timed "load"` step), and pg_restore alone (the tool's own figure). */
+    loadStep?: number;
+    pgRestore?: number;
+    /** Same tables, row counts and index count as the source. */
+    matches: boolean;
+    version: string;
+}
+
+const env = (extra: Record<string, string>) => ({ ...process.env, ...extra });
+
+async function must(what: string, command: string, extra: Record<string, string>): Promise<{ stdout: string; stderr: string }> {
+    const result = await runShell(command, { env: env(extra) });
+    if (result.code !== 0) throw new Error(`${what} failed (exit ${result.code}):\n${tail(result.stderr || result.stdout)}`);
+    return result;
+}
+
+/** One drill restore: a cluster started as the drill starts it, the drill's load command, the cluster stopped (all but the load untimed). */
+async function drillRun(round: number, workDir: string, dump: string, expected: string): Promise<RunFigures> {
+    const where = ["--state-dir", path.join(workDir, `drill-cluster-${round}`), "--relocatable"];
+    const stop = projectCommand("drill-db.ts", "stop", ...where);
+    const forget = cleanupOnExit(() => void spawnSync("/bin/sh", ["-c", stop], { stdio: "ignore" }));
     try {
-        return await use(cluster);
+        const port = await findFreePort();
+        const password = randomBytes(18).toString("base64url");
+        const started = await must("protea-drill-db start", projectCommand("drill-db.ts", "start", ...where, "--port", port), { DRILL_DB_PASSWORD: password });
+        const { relocated } = parseRolloutResult<{ relocated: boolean }>(started.stdout);
+        say(`round ${round}: drill cluster started on 127.0.0.1:${port}${relocated ? " (relocated under /var/tmp, as the drill's default cluster is when postgres cannot reach the checkout)" : ""}`);
+
+        // components/drillDatabase.ts: `timed("load", loadCommand(args))`, local engine with a source dump.
+        const load = timed("load", projectCommand("drill-db.ts", "restore-dump", "--dump", checkoutRelative(dump), "--jobs", flags.jobs));
+        const url = `postgresql+psycopg://protea:${encodeURIComponent(password)}@127.0.0.1:${port}/protea`;
+        const t0 = performance.now();
+        const result = await runShell(load, { env: env({ PROTEA_DB_URL: url }) });
+        const seconds = (performance.now() - t0) / 1000;
+        if (result.code !== 0) throw new Error(`drill restore failed (exit ${result.code}):\n${tail(result.stderr || result.stdout)}`);
+        const tool = parseRolloutResult<{ seconds: number }>(result.stdout);
+
+        const restored = await contents({ host: "127.0.0.1", port, user: "protea", password, database: "protea" });
+        return {
+            round,
+            side: "drill",
+            seconds,
+            loadStep: (stepMillis(result.stderr, "load") ?? NaN) / 1000,
+            pgRestore: tool.seconds,
+            matches: restored.signature === expected,
+            version: restored.version,
+        };
     } finally {
-        await cluster.stop();
+        await must("protea-drill-db stop", stop, {}).catch((err: Error) => say(`round ${round}: ${err.message}`));
+        forget();
     }
 }
+
+/** The helper's container named CONTAINER, if any: removed with its password folder (synchronous, for exit). */
+function removeContainerSync(): void {
+    const label = spawnSync("docker", ["inspect", "--type", "container", "--format", `{{index .Config.Labels "${CONTAINER_LABEL}"}}`, CONTAINER], { encoding: "utf8" });
+    if (label.status !== 0 || label.stdout.trim() !== "1") return;
+    const mounts = spawnSync("docker", ["inspect", "--format", "{{range .Mounts}}{{println .Source}}{{end}}", CONTAINER], { encoding: "utf8" });
+    spawnSync("docker", ["rm", "-f", "-v", CONTAINER], { stdio: "ignore" });
+    for (const source of mounts.stdout?.split("\n") ?? []) {
+        if (path.basename(source) === "postgres-password" && path.basename(path.dirname(source)).startsWith("protea-test-container-")) {
+            fs.rmSync(path.dirname(source), { recursive: true, force: true });
+        }
+    }
+}
+
+/** One runbook restore: a fresh container, the runbook's command, the container removed (all but the command untimed). */
+async function runbookRun(round: number, image: string, dump: string, expected: string): Promise<RunFigures> {
+    const forget = cleanupOnExit(removeContainerSync);
+    const container = await runDockerPostgres({ name: CONTAINER, image });
+    try {
+        // The runbook's command, as an operator types it.
+        const command = `${commandLine("docker", "exec", "-i", container.container, "pg_restore", "-U", "protea", "-d", "protea")} < ${quote(dump)}`;
+        const t0 = performance.now();
+        const result = await runShell(command, { env: process.env });
+        const seconds = (performance.now() - t0) / 1000;
+        if (result.code !== 0) throw new Error(`runbook restore failed (exit ${result.code}):\n${tail(result.stderr || result.stdout)}`);
+        const restored = await contents(container.clientConfig);
+        return { round, side: "runbook", seconds, matches: restored.signature === expected, version: restored.version };
+    } finally {
+        await container.remove();
+        forget();
+    }
+}
+
+const secs = (value: number | undefined) => (value === undefined || Number.isNaN(value) ? "—" : `${value.toFixed(1)} s`);
+const gib = (bytes: number) => (bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(2)} GiB` : `${(bytes / 2 ** 20).toFixed(1)} MiB`);
 
 async function main(): Promise<void> {
-    const workDir = fs.mkdtempSync(path.join(os.tmpdir(), "bench-restore-"));
-    const dump = path.join(workDir, "source.dump");
-    try {
-        const size = await withCluster({}, async (source) => {
-            say(`source: fixture schema, 2,000 datasets, 200,000 reranker models, ${embeddingRows} embedding rows`);
-            expectSuccess(await alembic(source.sqlalchemyUrl, "upgrade", EXPECTED_HEAD), "alembic upgrade");
-            expectSuccess(await seedSample(source.sqlalchemyUrl, ["--datasets", "2000", "--reranker-models", "200000", "--embedding-rows", String(embeddingRows)]), "seed");
-            const result = await run("psql", ["-tAc", "SELECT pg_database_size(current_database())"], { env: { ...process.env, ...source.libpqEnv } });
-            await timed("pg_dump -F c", "pg_dump", ["-F", "c", "-f", dump], source);
-            return Number(result.stdout.trim());
-        });
-        say(`database ${(size / 2 ** 30).toFixed(2)} GiB, dump ${(fs.statSync(dump).size / 2 ** 30).toFixed(2)} GiB`);
+    const loadBefore = loadAverage();
+    say(`rounds: ${flags.rounds}; embedding rows: ${flags["embedding-rows"]}; drill pg_restore -j ${flags.jobs}; ${os.cpus().length} cores, load average ${loadBefore}`);
+    const notBuilt = missingTools();
+    if (notBuilt) throw new Error(notBuilt);
+    if ((await runShell("command -v protea-drill-db")).code !== 0) throw new Error("protea-drill-db is not on PATH: run through `bash scripts/with-engine.sh`");
 
-        const runbook = await withCluster({}, (target) => timed("runbook: pg_restore < file, default server", "pg_restore", ["-d", target.database], target, dump));
-        const drill = await withCluster({ durabilityOff: true }, (target) =>
-            timed(`drill: pg_restore -j ${jobs} file, durability off`, "pg_restore", ["-j", String(jobs), "--no-owner", "-d", target.database, dump], target),
-        );
-        // With wal_level=minimal, COPY into a table created in the same transaction skips WAL.
-        const single = await withCluster({ durabilityOff: true }, (target) =>
-            timed("alternative: pg_restore --single-transaction file, durability off", "pg_restore", ["--single-transaction", "--no-owner", "-d", target.database, dump], target),
-        );
-        say(`ratio drill/runbook: ${(drill / runbook).toFixed(2)} (target <= 0.6); single-transaction/runbook: ${(single / runbook).toFixed(2)}; ${os.cpus().length} cores, load ${os.loadavg()[0].toFixed(2)}`);
+    // Docker first: it is what most often is not there, and the source takes minutes.
+    await ensureDockerInstalled();
+    const engine = await startDockerEngine();
+    try {
+        const image = await ensurePgvectorImage();
+        const workDir = removeOnExit(fs.mkdtempSync(path.join(os.tmpdir(), "protea-bench-restore-")));
+        const dump = path.join(workDir, "source.dump");
+
+        // The source: the host's PostgreSQL (the drill's), default settings; dumped with the host's pg_dump.
+        const source = await startPostgresCluster({ log: say });
+        let sourceBytes: number;
+        let sourceVersion: string;
+        let expected: string;
+        let sourceRows: number;
+        let dumpVersion: string;
+        try {
+            say(`source: fixture schema, ${SOURCE.datasets} datasets, ${SOURCE.models} reranker models, ${flags["embedding-rows"]} embedding rows (seeding)`);
+            expectSuccess(await alembic(source.sqlalchemyUrl, "upgrade", EXPECTED_HEAD), "alembic upgrade");
+            const seedArgs = ["--datasets", String(SOURCE.datasets), "--reranker-models", String(SOURCE.models), "--embedding-rows", String(flags["embedding-rows"])];
+            expectSuccess(await seedSample(source.sqlalchemyUrl, seedArgs), "seed");
+            const client = new Client(source.clientConfig);
+            await client.connect();
+            try {
+                sourceBytes = Number((await client.query("SELECT pg_database_size(current_database()) AS n")).rows[0].n);
+            } finally {
+                await client.end();
+            }
+            ({ version: sourceVersion, signature: expected, rows: sourceRows } = await contents(source.clientConfig));
+            dumpVersion = (await run("pg_dump", ["--version"])).stdout.trim();
+            say(`source holds ${expected}`);
+            const t0 = performance.now();
+            const dumped = await run("pg_dump", ["-F", "c", "-f", dump], { env: env(source.libpqEnv) });
+            if (dumped.code !== 0) throw new Error(`pg_dump failed (exit ${dumped.code}):\n${tail(dumped.stderr)}`);
+            say(`pg_dump -F c (${dumpVersion}): ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+        } finally {
+            await source.stop();
+        }
+        const dumpBytes = fs.statSync(dump).size;
+        say(`database ${gib(sourceBytes)}, dump ${gib(dumpBytes)} (${dumpBytes} bytes)`);
+
+        const runs: RunFigures[] = [];
+        for (let round = 1; round <= flags.rounds; round++) {
+            const order = round % 2 === 1 ? (["drill", "runbook"] as const) : (["runbook", "drill"] as const);
+            for (const side of order) {
+                const figures = side === "drill" ? await drillRun(round, workDir, dump, expected) : await runbookRun(round, image, dump, expected);
+                runs.push(figures);
+                const parts = side === "drill" ? ` (drill's "load" step ${secs(figures.loadStep)}, of which pg_restore ${secs(figures.pgRestore)})` : "";
+                say(`round ${round}/${flags.rounds}: ${side} ${secs(figures.seconds)}${parts}; ${figures.matches ? "same tables, rows and indexes as the source" : "DIFFERS from the source"}; load average ${loadAverage()}`);
+            }
+        }
+
+        const of = (side: RunFigures["side"]) => runs.filter((r) => r.side === side);
+        const drillMedian = median(of("drill").map((r) => r.seconds));
+        const runbookMedian = median(of("runbook").map((r) => r.seconds));
+        const drillVersion = of("drill")[0].version;
+        const runbookVersion = of("runbook")[0].version;
+        const lines = [
+            "",
+            `restore of one pg_dump -F c: dump ${gib(dumpBytes)} (${dumpBytes} bytes) of a ${gib(sourceBytes)} database`,
+            `(${SOURCE.datasets} datasets, ${SOURCE.models} reranker models, ${flags["embedding-rows"]} embedding rows; ${sourceRows} rows in all), made by ${dumpVersion} from PostgreSQL ${sourceVersion}`,
+            `drill:   protea-drill-db restore-dump --dump FILE --jobs ${flags.jobs} (PROTEA_DB_URL), into a fresh cluster from protea-drill-db start (durability off): PostgreSQL ${drillVersion}`,
+            `runbook: docker exec -i ${CONTAINER} pg_restore -U protea -d protea < FILE, into a fresh container of ${image} (default settings): PostgreSQL ${runbookVersion}`,
+            drillVersion.split(".")[0] !== runbookVersion.split(".")[0]
+                ? `NOTE: the servers' versions differ (drill ${drillVersion}, runbook ${runbookVersion}; production runs pgvector/pgvector:pg16): the comparison includes the server version`
+                : `both servers run PostgreSQL ${drillVersion}`,
+            `only the restore command is timed; rounds alternate which side goes first; ${runs.every((r) => r.matches) ? "every restore has the source's tables, row counts and indexes" : "SOME RESTORES DIFFER FROM THE SOURCE (see the runs)"}`,
+            `machine: ${machineLine(loadBefore)}`,
+            "",
+            table([
+                ["round", "side", "restore", "drill's \"load\" step", "of which pg_restore", "as the source"],
+                ...runs.map((r) => [String(r.round), r.side, secs(r.seconds), secs(r.loadStep), secs(r.pgRestore), r.matches ? "yes" : "NO"]),
+            ]),
+            "",
+            `median: drill ${secs(drillMedian)}, runbook ${secs(runbookMedian)} over ${flags.rounds} round(s); drill/runbook ${(drillMedian / runbookMedian).toFixed(2)}x (target <= 0.60x)`,
+        ];
+        process.stdout.write(`${lines.join("\n")}\n`);
     } finally {
-        fs.rmSync(workDir, { recursive: true, force: true });
+        await engine.stop();
     }
 }
 
 main().catch((err: Error) => {
-    process.stderr.write(`bench: ${err.message}\n`);
+    say(err.message);
     process.exit(1);
 });

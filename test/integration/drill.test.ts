@@ -18,6 +18,7 @@ import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { DrillReport } from "../../lib/drillReport";
 import { PROJECT_ROOT } from "./helpers/fixture";
 import { requireEngine } from "./helpers/requireEngine";
 
@@ -111,15 +112,7 @@ async function storedCommands(): Promise<{ name: string; command: string }[]> {
         .filter((c): c is { name: string; command: string } => typeof c.command === "string");
 }
 
-interface Report {
-    checks: { name: string; pass: boolean; detail: string }[];
-    rows: Record<string, number>;
-    backupBytes?: number;
-    steps: { step: string }[];
-    tablesBeforeRollout?: { table: string; rows: number; checksum: string }[];
-}
-
-function latestReport(): Report {
+function latestReport(): DrillReport {
     const dir = path.join(clone, "drill-reports");
     const json = fs.readdirSync(dir).filter((f) => /^drill-report-.*\.json$/.test(f)).sort().pop()!;
     return JSON.parse(fs.readFileSync(path.join(dir, json), "utf8"));
