@@ -22,7 +22,7 @@ import { describeParityDrift, parityDrift, parseParityCutover } from "../lib/par
 import { BUDGETED_STEPS, BudgetedStep, readRehearsal, seconds, sideBySide, STEP_TITLES, stepBudget } from "../lib/rehearsal";
 import { applyInShortTries, LockBudgetSpent, lockBlockers, LockRetryPolicy } from "../lib/lockAwareApply";
 import { completeDatabaseUrlFromPasswordFile, databaseFromEnvironment, withDatabase } from "../lib/database";
-import { runProbes } from "../lib/probes";
+import { pendingMigrationSql, runProbes } from "../lib/probes";
 import { stopAllChildren } from "../lib/processes";
 import { PROJECT_ROOT } from "../lib/projectRoot";
 import { holdStepLocks } from "../lib/rolloutLock";
@@ -272,10 +272,19 @@ async function migrate(values: Values): Promise<void> {
         const appDir = pathOption(values, "app-dir");
         const alembic = required(values, "alembic");
         const columns = columnsOption(values);
-        const current = await alembicRevisions(alembic, appDir, "current", process.env);
+        // The tables the pending SQL touches (offline `--sql`, parsed), read beside the gate's alembic calls: the sessions in their way are the blockers.
+        const sqlTables =
+            direction === "up"
+                ? pendingMigrationSql({ appDir, alembic, expectedHead, targetRevision }, process.env)
+                      .then(async (pending) => (await import("../lib/lockSafety")).tablesInSql(pending.sql))
+                      .catch((err: Error) => (say(`upgrade: the pending SQL could not be read (${err.message.split("\n")[0]}); watching the new columns' tables only`), []))
+                : Promise.resolve([]);
+        const [current, heads] = await Promise.all([
+            alembicRevisions(alembic, appDir, "current", process.env),
+            direction === "up" ? alembicRevisions(alembic, appDir, "heads", process.env) : Promise.resolve([]),
+        ]);
         let to: string;
         if (direction === "up") {
-            const heads = await alembicRevisions(alembic, appDir, "heads", process.env);
             const verdict = judgeRevisions(current, heads, expectedHead, targetRevision);
             say(`upgrade gate: ${verdict.message}`);
             if (!verdict.ok) throw new GateFailure(`upgrade gate: ${verdict.message}; nothing was changed`);
@@ -296,7 +305,7 @@ async function migrate(values: Values): Promise<void> {
         // A DDL statement that cannot get its lock in time fails instead of queueing every writer behind it; the apply tries again later.
         const pgOptions = [process.env.PGOPTIONS, `-c lock_timeout=${policy.lockTimeoutMs}ms`].filter(Boolean).join(" ");
         const what = `alembic ${direction === "up" ? "upgrade" : "downgrade"} ${to}`;
-        const tables = [...new Set(columns.map((c) => c.table))];
+        const tables = [...new Set([...columns.map((c) => c.table), ...(await sqlTables)])];
         const deadline = Date.now() + timeoutMs(values);
         let run: Awaited<ReturnType<typeof runAppCommand>>;
         try {
