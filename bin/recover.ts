@@ -23,6 +23,7 @@ import { parseFlags } from "../lib/cliFlags";
 import { connect } from "../lib/database";
 
 import { clearStaleLock, describeProcess, endProcesses, findOrphanedEngineProcesses, findStackLock, pendingOperations, withoutPendingOperations } from "../lib/interruptedRun";
+import { rolloutCommand } from "../lib/rolloutCli";
 import { describeHolder, lockHolders } from "../lib/rolloutLock";
 import { observePhase, RolloutPhase } from "../lib/rolloutPhase";
 import { forgetMigration, openStack, PROJECT_ROOT, stackConfig } from "../lib/stack";
@@ -127,7 +128,9 @@ async function main(): Promise<void> {
     const paused = names.includes("quiesce-pause") || pending.some((op) => nameOf(op.resource.urn) === "quiesce-pause");
     if (config.pauseWriters && config.resumeWriters && paused && (interrupted || !names.includes("resume-writers"))) {
         say(`resuming the writers the interrupted run may have left paused: ${config.resumeWriters}`);
-        const resumed = spawnSync("/bin/sh", ["-c", config.resumeWriters], { cwd: PROJECT_ROOT, stdio: ["ignore", "inherit", "inherit"] });
+        // Through the project's tool, as the Resume step runs it: bounded by rollout:stepTimeout, its output scrubbed.
+        const resume = rolloutCommand("writers", "--action", "resume", "--command", config.resumeWriters, "--timeout", config.stepTimeout);
+        const resumed = spawnSync("/bin/sh", ["-c", resume], { cwd: PROJECT_ROOT, stdio: ["ignore", "inherit", "inherit"] });
         if (resumed.status !== 0) say(`!!! resuming the writers FAILED (exit ${resumed.status}): run it by hand: ${config.resumeWriters}`);
     }
     if (fs.existsSync(config.backupDir)) {

@@ -413,6 +413,12 @@ describe("an up killed part-way, then `npm run recover`", () => {
             const recover = await npmRun("recover", ["--stack", s.stack.name], s.env);
             expect(recover.code, recover.output).toBe(0);
             expect(recover.output).toContain("cleared the stale lock");
+            if (fs.existsSync(s.markers.paused)) {
+                // Through the project's tool, which scrubs and bounds the operator's command.
+                expect(recover.output).toContain(`resuming the writers the interrupted run may have left paused: touch ${s.markers.resumed}`);
+                expect(recover.output).not.toContain("resuming the writers FAILED");
+                expect(fs.existsSync(s.markers.resumed)).toBe(true);
+            }
             expect(await orphansOf(s.stack.name)).toEqual([]);
             expect(filesIn(s.backupDir).filter((f) => f.endsWith(".partial"))).toEqual([]);
 
