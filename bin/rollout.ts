@@ -17,7 +17,7 @@ import { runAppCommand, scrub, secretForms } from "../lib/appCommand";
 import { parseBackfillSummary } from "../lib/backfillSummary";
 import { checkBackupDir, earlierBackups, takeBackup, utcStamp } from "../lib/backup";
 import { checkClientTools, ClientToolTarget } from "../lib/clientTools";
-import { NewColumn, parseDuration, PgAccess, resolveSetting } from "../lib/config";
+import { DEFAULT_BACKUP_COMPRESSION, NewColumn, parseDuration, PgAccess, resolveSetting } from "../lib/config";
 import { describeParityDrift, parityDrift, parseParityCutover } from "../lib/parityDrift";
 import { BUDGETED_STEPS, BudgetedStep, readRehearsal, seconds, sideBySide, STEP_TITLES, stepBudget } from "../lib/rehearsal";
 import { applyInShortTries, LockBudgetSpent, lockBlockers, LockRetryPolicy } from "../lib/lockAwareApply";
@@ -42,6 +42,8 @@ commands (paths relative to the project root or "~/…"; durations like 90s, 30m
                   its SHA-256 beside it in <dump>.sha256
                     --dir DIR --label LABEL --access url|docker-exec
                     [--container NAME --db-user USER --db-name DB] [--timeout D]
+                    [--compression N] (pg_dump -Z: gzip level 0-9, rollout:backupCompression;
+                    default ${DEFAULT_BACKUP_COMPRESSION})
   migrate         the migration, gated in the same invocation, holding the rollout lock:
                   up: alembic current = --expected-head, then upgrade, then every column
                   and index present; down: alembic current = --target-revision, then
@@ -196,9 +198,9 @@ async function preflight(values: Values): Promise<void> {
         say(`preflight: ${tools.message}`);
     }
     if (optional(values, "backup-dir")) {
-        // A custom-format dump is compressed; half the database is a safe floor for the room it needs.
+        // At the fast compression levels a custom-format dump is about the database's size (as the preview says).
         const backupDir = pathOption(values, "backup-dir");
-        checkBackupDir(backupDir, Math.ceil(databaseBytes / 2));
+        checkBackupDir(backupDir, databaseBytes);
         say(`preflight: ${backupDir} can take the dump`);
     }
     const appDir = pathOption(values, "app-dir");
@@ -236,6 +238,8 @@ function clientTargetOption(values: Values): ClientToolTarget {
 
 async function backup(values: Values): Promise<void> {
     const target = clientTargetOption(values);
+    const compressionText = optional(values, "compression") ?? String(DEFAULT_BACKUP_COMPRESSION);
+    if (!/^[0-9]$/.test(compressionText)) throw new GateFailure(`--compression (rollout:backupCompression) must be a gzip level for pg_dump -Z, a whole number from 0 to 9, got "${compressionText}"`);
     const limit = timeoutMs(values);
     const timer = setTimeout(() => {
         say(`backup: past ${stepLimit.by}; stopping pg_dump, no backup was kept`);
@@ -243,7 +247,7 @@ async function backup(values: Values): Promise<void> {
     }, limit);
     try {
         // On an update, the provider passes the previous result: the dumps of earlier applies stay listed.
-        result(await takeBackup(target, pathOption(values, "dir"), required(values, "label"), say, earlierBackups(process.env.PULUMI_COMMAND_STDOUT)));
+        result(await takeBackup(target, pathOption(values, "dir"), required(values, "label"), say, earlierBackups(process.env.PULUMI_COMMAND_STDOUT), Number(compressionText)));
     } finally {
         clearTimeout(timer);
     }
@@ -519,7 +523,7 @@ const COMMANDS: Record<string, (values: Values) => Promise<void>> = {
 const OPTIONS = {
     "app-dir": { type: "string" }, alembic: { type: "string" }, "expected-head": { type: "string" },
     "target-revision": { type: "string" }, expect: { type: "string" }, columns: { type: "string" },
-    dir: { type: "string" }, label: { type: "string" }, access: { type: "string" }, container: { type: "string" },
+    dir: { type: "string" }, label: { type: "string" }, compression: { type: "string" }, access: { type: "string" }, container: { type: "string" },
     "db-user": { type: "string" }, "db-name": { type: "string" }, "parity-sample": { type: "string" },
     backfill: { type: "string" }, "backup-dir": { type: "string" }, stack: { type: "string" },
     direction: { type: "string" }, mode: { type: "string" }, "batch-size": { type: "string" }, force: { type: "boolean" },

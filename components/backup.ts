@@ -10,6 +10,8 @@ export interface BackupArgs extends ClientToolsPlacement {
     backupDir: string;
     /** File name prefix: `<label>-<UTC timestamp>.dump`. Defaults to "pre-t16" in config. */
     label: string;
+    /** rollout:backupCompression: gzip level of `pg_dump -F c -Z N`; always in the stored command, so it is the same on every run. */
+    compression: number;
     /** rollout:stepTimeout: pg_dump is stopped past it. */
     timeout: string;
     /** Takes a fresh dump whenever the migration is not in the database (before every (re)apply). */
@@ -46,6 +48,7 @@ export class Backup extends pulumi.ComponentResource {
                     "backup",
                     "--dir", args.backupDir,
                     "--label", args.label,
+                    "--compression", String(args.compression),
                     ...clientToolArgs(args),
                     "--timeout", args.timeout,
                     ...budgetArgs(args.budget, "backup"),

@@ -80,6 +80,7 @@ export function createRollout(
         {
             backupDir: config.backupDirSetting,
             label: config.backupLabel,
+            compression: config.backupCompression,
             pgAccess: config.pgAccess,
             container: config.container,
             dbUser: config.dbUser,

@@ -8,7 +8,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { createHash } from "node:crypto";
 import { clientTool, ClientToolTarget } from "./clientTools";
-import { backupDirProblems } from "./config";
+import { backupDirProblems, DEFAULT_BACKUP_COMPRESSION } from "./config";
 import { formatBytes } from "./probeReport";
 import { run, tail } from "./processes";
 
@@ -124,23 +124,34 @@ export async function verifyDump(target: ClientToolTarget, file: string): Promis
     return tocEntries(await readDumpListing(target, file));
 }
 
+/** pg_dump's gzip levels (`-Z`): 0 writes the data uncompressed, 9 smallest and slowest. */
+export const COMPRESSION_LEVELS = { min: 0, max: 9 } as const;
+
+/**
+ * `compression`: the gzip level of `pg_dump -F c -Z N` (rollout:backupCompression;
+ * see bench/backup.ts); any level stays a custom-format dump pg_restore reads.
+ */
 export async function takeBackup(
     target: ClientToolTarget,
     dir: string,
     label: string,
     log: (line: string) => void = () => {},
     earlier: EarlierBackup[] = [],
+    compression: number = DEFAULT_BACKUP_COMPRESSION,
 ): Promise<BackupResult> {
     const started = Date.now();
+    if (!Number.isInteger(compression) || compression < COMPRESSION_LEVELS.min || compression > COMPRESSION_LEVELS.max) {
+        throw new Error(`rollout:backupCompression must be a gzip level from ${COMPRESSION_LEVELS.min} to ${COMPRESSION_LEVELS.max}, got ${compression}`);
+    }
     checkBackupDir(dir);
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
     const finalPath = path.join(dir, `${label}-${utcStamp()}.dump`);
     const partialPath = `${finalPath}.partial`;
     if (fs.existsSync(finalPath)) throw new Error(`${finalPath} already exists; refusing to overwrite a backup`);
 
-    log(`backup: pg_dump -F c of ${target.access === "docker-exec" ? `${target.dbName} in container ${target.container}` : target.database.database} -> ${finalPath}`);
+    log(`backup: pg_dump -F c of ${target.access === "docker-exec" ? `${target.dbName} in container ${target.container}` : target.database.database} -> ${finalPath} (-Z ${compression}, rollout:backupCompression)`);
     try {
-        const dump = clientTool(target, "pg_dump", ["-F", "c"]);
+        const dump = clientTool(target, "pg_dump", ["-F", "c", "-Z", String(compression)]);
         const result = await withFd(partialPath, "wx", (fd) => run(dump.program, dump.args, { env: { ...process.env, ...dump.env }, stdout: fd }));
         if (result.code !== 0) {
             throw new Error(`pg_dump failed (exit ${result.code}); no backup was written:\n${tail(result.stderr)}`);

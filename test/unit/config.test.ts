@@ -28,6 +28,7 @@ describe("parseRolloutConfig", () => {
             dbName: "protea",
             backupDir: "/home/op/Thesis2/backups",
             backupLabel: "pre-t16",
+            backupCompression: 1,
             batchSize: 100,
             forceBackfill: false,
             lockTimeout: "2s",
@@ -48,6 +49,16 @@ describe("parseRolloutConfig", () => {
 
     it("rejects an unknown pgAccess, naming the accepted values", () => {
         expect(problemsOf({ dbUrl: URL, pgAccess: "ssh" })).toEqual(['rollout:pgAccess must be "docker-exec" or "url", got "ssh"']);
+    });
+
+    it("takes rollout:backupCompression as a gzip level 0-9 and names the key otherwise", () => {
+        expect(parseRolloutConfig({ dbUrl: URL, backupCompression: "0" }, "/home/op").backupCompression).toBe(0);
+        expect(parseRolloutConfig({ dbUrl: URL, backupCompression: "9" }, "/home/op").backupCompression).toBe(9);
+        for (const bad of ["10", "-1", "1.5", "fast", "", " 1", "0x1"]) {
+            expect(problemsOf({ dbUrl: URL, backupCompression: bad }), bad).toEqual([
+                `rollout:backupCompression must be a gzip level for pg_dump -Z, a whole number from 0 (no compression) to 9 (smallest, slowest), got "${bad}"`,
+            ]);
+        }
     });
 
     it("lists every problem at once", () => {

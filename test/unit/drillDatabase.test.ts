@@ -112,7 +112,7 @@ describe("the drill database, docker engine", () => {
         expect(config.rollout).toMatchObject({ pgAccess: "docker-exec", container: "protea-drill-postgres", dbUser: "protea", dbName: "protea" });
         createRollout(config.rollout, config.dbUrl, { stack: "rollout/drill", reruns: rerunsFor("pending") });
         await settle();
-        expect(registered("backup-dump").inputs.create).toMatch(/backup --dir \S+ --label pre-t16 --access docker-exec --container protea-drill-postgres --db-user protea --db-name protea --timeout 4h$/);
+        expect(registered("backup-dump").inputs.create).toMatch(/backup --dir \S+ --label pre-t16 --compression 1 --access docker-exec --container protea-drill-postgres --db-user protea --db-name protea --timeout 4h$/);
     });
 });
 

@@ -61,6 +61,16 @@ describe("the rollout graph", () => {
         expect(registered("backup-dump").inputs.create).toContain("--dir backups ");
     });
 
+    it("passes rollout:backupCompression to the backup, always, so its stored command is the same on every run", async () => {
+        await build();
+        expect(registered("backup-dump").inputs.create).toMatch(/protea-rollout backup --dir '~\/Thesis2\/backups' --label pre-t16 --compression 1 --access docker-exec --container protea-postgres-1 --db-user protea --db-name protea --timeout 4h$/);
+        const first = registered("backup-dump").inputs.create;
+        await build();
+        expect(registered("backup-dump").inputs.create).toBe(first);
+        await build({ backupCompression: "0" });
+        expect(registered("backup-dump").inputs.create).toContain(" --label pre-t16 --compression 0 ");
+    });
+
     it("keeps every dump: the backup is retained on delete, has no delete command and is protected by default", async () => {
         await build();
         expect(registered("backup-dump").retainOnDelete).toBe(true);
