@@ -18,13 +18,13 @@ import { parseBackfillSummary } from "../lib/backfillSummary";
 import { checkBackupDir, earlierBackups, takeBackup, utcStamp } from "../lib/backup";
 import { checkClientTools, ClientToolTarget } from "../lib/clientTools";
 import { DEFAULT_BACKUP_COMPRESSION, NewColumn, parseDuration, PgAccess, resolveSetting } from "../lib/config";
-import { describeParityDrift, parityDrift, parseParityCutover } from "../lib/parityDrift";
-import { BUDGETED_STEPS, BudgetedStep, readRehearsal, seconds, sideBySide, STEP_TITLES, stepBudget } from "../lib/rehearsal";
-import { applyInShortTries, LockBudgetSpent, lockBlockers, LockRetryPolicy } from "../lib/lockAwareApply";
 import { completeDatabaseUrlFromPasswordFile, databaseFromEnvironment, withDatabase } from "../lib/database";
+import { applyInShortTries, LockBudgetSpent, lockBlockers, LockRetryPolicy } from "../lib/lockAwareApply";
+import { describeParityDrift, parityDrift, parseParityCutover } from "../lib/parityDrift";
 import { pendingMigrationSql, runProbes } from "../lib/probes";
 import { stopAllChildren } from "../lib/processes";
 import { PROJECT_ROOT } from "../lib/projectRoot";
+import { BUDGETED_STEPS, BudgetedStep, BudgetPolicy, readRehearsal, seconds, sideBySide, STEP_TITLES, stepBudget } from "../lib/rehearsal";
 import { holdStepLocks } from "../lib/rolloutLock";
 import { columnStates, nullCounts, parityReport, schemaMismatches } from "../lib/schemaChecks";
 import { quote } from "../lib/shell";
@@ -74,8 +74,9 @@ commands (paths relative to the project root or "~/…"; durations like 90s, 30m
                     [--resume-writers CMD --resume-on-failure true|false]
   probe           the dry run, read-only: database size, backup room, alembic
                   current/heads and the gate's verdict, the client tools, pending
-                  SQL (alembic --sql) and its lock-safety reading, the sessions in the
-                  migration's way, the backfill's --dry-run; always exits 0, a failed probe is reported in the JSON
+                  SQL (alembic --sql) and its lock-safety reading, the sessions in
+                  the migration's way, the backfill's --dry-run; always exits 0, a
+                  failed probe is reported in the JSON
                     --app-dir DIR --alembic CMD --backfill CMD --expected-head REV
                     --target-revision REV --backup-dir DIR --columns JSON [--lock-timeout 2s]
                     [--access url|docker-exec --container NAME --db-user USER --db-name DB]
@@ -128,6 +129,16 @@ function lockRetryPolicy(values: Values): LockRetryPolicy {
     return { lockTimeoutMs, retries, budgetMs };
 }
 
+/** --budget-multiple and --budget-floor: how a rehearsal's times become budgets. */
+function budgetPolicyOption(values: Values): BudgetPolicy {
+    const floorMs = parseDuration(optional(values, "budget-floor") ?? "1min");
+    const multiple = Number(optional(values, "budget-multiple") ?? "3");
+    if (floorMs === undefined || !(multiple > 0)) throw new GateFailure("--budget-floor must be a duration and --budget-multiple a positive number");
+    return { multiple, floorMs };
+}
+
+const databaseBytes = () => withDatabase(databaseFromEnvironment(), async (c) => Number((await c.query("SELECT pg_database_size(current_database()) AS b")).rows[0].b));
+
 /** How long this step may run, and what sets that: rollout:stepTimeout, or its rehearsal budget when that is shorter. */
 let stepLimit = { ms: 0, by: "rollout:stepTimeout" };
 
@@ -140,17 +151,11 @@ async function resolveStepLimit(values: Values): Promise<typeof stepLimit> {
     if (!step || !optional(values, "rehearsal")) return byStepTimeout;
     if (!BUDGETED_STEPS.includes(step)) throw new GateFailure(`--budget-step must be one of ${BUDGETED_STEPS.join(", ")}`);
     const rehearsal = readRehearsal(pathOption(values, "rehearsal"));
-    const floorMs = parseDuration(optional(values, "budget-floor") ?? "1min");
-    const multiple = Number(optional(values, "budget-multiple") ?? "3");
-    if (floorMs === undefined || !(multiple > 0)) throw new GateFailure("--budget-floor must be a duration and --budget-multiple a positive number");
-    const bytes = await withDatabase(databaseFromEnvironment(), async (c) => Number((await c.query("SELECT pg_database_size(current_database()) AS b")).rows[0].b));
-    const budget = stepBudget(rehearsal, step, bytes, { multiple, floorMs });
+    const budget = stepBudget(rehearsal, step, await databaseBytes(), budgetPolicyOption(values));
     if (!budget || budget.ms >= ms) return byStepTimeout;
     say(`budget: ${STEP_TITLES[step]} may take ${budget.why}`);
     return { ms: budget.ms, by: budget.why };
 }
-
-const timeoutMs = (_values: Values) => stepLimit.ms;
 
 /** The stack as `<project>/<stack>`, and its name alone for messages. */
 function stackOption(values: Values): { id: string; name: string } {
@@ -240,7 +245,7 @@ async function backup(values: Values): Promise<void> {
     const target = clientTargetOption(values);
     const compressionText = optional(values, "compression") ?? String(DEFAULT_BACKUP_COMPRESSION);
     if (!/^[0-9]$/.test(compressionText)) throw new GateFailure(`--compression (rollout:backupCompression) must be a gzip level for pg_dump -Z, a whole number from 0 to 9, got "${compressionText}"`);
-    const limit = timeoutMs(values);
+    const limit = stepLimit.ms;
     const timer = setTimeout(() => {
         say(`backup: past ${stepLimit.by}; stopping pg_dump, no backup was kept`);
         stopAllChildren();
@@ -310,7 +315,7 @@ async function migrate(values: Values): Promise<void> {
         const pgOptions = [process.env.PGOPTIONS, `-c lock_timeout=${policy.lockTimeoutMs}ms`].filter(Boolean).join(" ");
         const what = `alembic ${direction === "up" ? "upgrade" : "downgrade"} ${to}`;
         const tables = [...new Set([...columns.map((c) => c.table), ...(await sqlTables)])];
-        const deadline = Date.now() + timeoutMs(values);
+        const deadline = Date.now() + stepLimit.ms;
         let run: Awaited<ReturnType<typeof runAppCommand>>;
         try {
             ({ outcome: run } = await applyInShortTries({
@@ -391,7 +396,7 @@ async function backfill(values: Values): Promise<void> {
             cwd: pathOption(values, "app-dir"),
             env: { ...process.env, ...(pgOptions ? { PGOPTIONS: pgOptions } : {}) },
             secrets: secrets(),
-            timeoutMs: timeoutMs(values),
+            timeoutMs: stepLimit.ms,
             timeoutName: stepLimit.by,
             logFile,
         });
@@ -419,7 +424,7 @@ async function writers(values: Values): Promise<void> {
     const action = required(values, "action");
     if (action !== "pause" && action !== "resume") throw new GateFailure("--action must be pause or resume");
     const command = required(values, "command");
-    const run = await runAppCommand({ label: `${action} writers`, command, cwd: PROJECT_ROOT, env: process.env, secrets: process.env.PROTEA_DB_URL ? secrets() : [], timeoutMs: timeoutMs(values) });
+    const run = await runAppCommand({ label: `${action} writers`, command, cwd: PROJECT_ROOT, env: process.env, secrets: process.env.PROTEA_DB_URL ? secrets() : [], timeoutMs: stepLimit.ms });
     if (run.code !== 0) throw new GateFailure(`${action} writers (rollout:${action}Writers) failed (exit ${run.code}):\n${run.tail}`);
     result({ action, millis: run.millis });
 }
@@ -469,8 +474,8 @@ async function verifyBackfill(values: Values): Promise<void> {
 async function rehearsalReport(values: Values): Promise<void> {
     const rehearsal = readRehearsal(pathOption(values, "rehearsal"));
     const production = JSON.parse(fs.readFileSync(0, "utf8") || "{}") as Partial<Record<BudgetedStep, number>>;
-    const policy = { multiple: Number(optional(values, "budget-multiple") ?? "3"), floorMs: parseDuration(optional(values, "budget-floor") ?? "1min") ?? 60_000 };
-    const bytes = await withDatabase(databaseFromEnvironment(), async (c) => Number((await c.query("SELECT pg_database_size(current_database()) AS b")).rows[0].b));
+    const policy = budgetPolicyOption(values);
+    const bytes = await databaseBytes();
     const dir = pathOption(values, "dir");
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
     const base = path.join(dir, `${required(values, "label")}-vs-rehearsal-${utcStamp()}`);
@@ -496,7 +501,7 @@ async function probe(values: Values): Promise<void> {
                 ? {
                       file: pathOption(values, "rehearsal"),
                       sizeFactor: Number(optional(values, "rehearsal-size-factor") ?? "4"),
-                      budget: { multiple: Number(optional(values, "budget-multiple") ?? "3"), floorMs: parseDuration(optional(values, "budget-floor") ?? "1min") ?? 60_000 },
+                      budget: budgetPolicyOption(values),
                   }
                 : undefined,
             clientTools: optional(values, "access") ? clientTargetOption(values) : undefined,
