@@ -278,7 +278,8 @@ export async function runProbes(options: ProbeOptions, env: NodeJS.ProcessEnv, l
         const blockers = (async (): Promise<Probe<LockBlocker[]>> => {
             const db = await database;
             if (!db.ok) return failed(`needs the database: ${db.error}`);
-            const pending = await pendingSql;
+            // After this probe's own alembic and backfill sessions have ended: they are not in the migration's way.
+            const [pending] = await Promise.all([pendingSql, alembicCurrent, alembicHeads, backfill]);
             return probe(async () => {
                 const tables = new Set(options.newColumns.map((c) => c.table));
                 if (pending.ok) for (const t of await (await import("./lockSafety")).tablesInSql(pending.value.sql)) tables.add(t);
