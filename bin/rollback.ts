@@ -9,6 +9,7 @@
  * the project sharing the backend can run it.
  */
 import { parseFlags } from "../lib/cliFlags";
+import { profiled, profileEvent } from "../lib/profileLog";
 import { holdRunLock } from "../lib/rolloutLock";
 import { openStack, recordOutcome, stackConfig, stackId, urnsOfType } from "../lib/stack";
 
@@ -32,8 +33,12 @@ async function confirm(question: string): Promise<boolean> {
 async function main(): Promise<void> {
     const flags = parseFlags(process.argv.slice(2), { stack: "value", yes: "flag", preview: "flag" }, USAGE);
     if (typeof flags.stack !== "string") throw new Error(`--stack is required\n\n${USAGE}`);
-    const stack = await openStack(flags.stack);
-    const [migrationUrn, ...others] = await urnsOfType(stack, "protea:rollout:Migration");
+    profileEvent("rollback: node start and module load", performance.now());
+    const stack = await profiled("rollback: open the stack", () => openStack(flags.stack as string));
+    // Two engine calls at once: the state's export and the config.
+    const configRead = profiled("rollback: read the stack's config", () => stackConfig(stack));
+    configRead.catch(() => undefined); // awaited below, unless nothing is rolled back
+    const [migrationUrn, ...others] = await profiled("rollback: find the migration (stack export)", () => urnsOfType(stack, "protea:rollout:Migration"));
     if (!migrationUrn) {
         process.stdout.write(`stack ${flags.stack} holds no migration: nothing to roll back\n`);
         return;
@@ -48,12 +53,12 @@ async function main(): Promise<void> {
     if (!flags.yes && !(await confirm(`Roll back ${migrationUrn} on stack ${flags.stack} (alembic downgrade)? Type "yes": `))) {
         throw new Error("not confirmed; nothing changed (pass --yes to run without a prompt)");
     }
-    const { rollout: config } = await stackConfig(stack);
+    const { rollout: config } = await configRead;
     // No other rollout may start while this one downgrades; its steps see this lock as their own run's.
-    const lock = await holdRunLock(config.database, await stackId(stack), "rollback");
+    const lock = await profiled("rollback: take the rollout lock", async () => holdRunLock(config.database, await stackId(stack), "rollback"));
     try {
-        const result = await stack.destroy(options);
-        await recordOutcome(stack, { migration: `rolled back at ${new Date().toISOString()}: alembic at ${config.expectedHead}, the new columns and indexes are gone` });
+        const result = await profiled("rollback: pulumi destroy --target", () => stack.destroy(options));
+        await profiled("rollback: record the outcome (export + import)", () => recordOutcome(stack, { migration: `rolled back at ${new Date().toISOString()}: alembic at ${config.expectedHead}, the new columns and indexes are gone` }));
         process.stdout.write(`rollback ${result.summary.result}: the migration is downgraded and verified; the backups are kept\n`);
     } finally {
         await lock.release();

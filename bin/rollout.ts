@@ -12,17 +12,18 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
-import { alembicRevisions, judgeDowngrade, judgeRevisions } from "../lib/alembic";
+import { alembicRevisions, currentRevisions, judgeDowngrade, judgeRevisions } from "../lib/alembic";
 import { runAppCommand, scrub, secretForms } from "../lib/appCommand";
 import { parseBackfillSummary } from "../lib/backfillSummary";
 import { checkBackupDir, earlierBackups, takeBackup, utcStamp } from "../lib/backup";
 import { checkClientTools, ClientToolTarget } from "../lib/clientTools";
-import { DEFAULT_BACKUP_COMPRESSION, NewColumn, parseDuration, PgAccess, resolveSetting } from "../lib/config";
+import { DEFAULT_BACKUP_COMPRESSION, DEFAULT_VERSION_TABLE, NewColumn, parseDuration, PgAccess, resolveSetting } from "../lib/config";
 import { completeDatabaseUrlFromPasswordFile, databaseFromEnvironment, withDatabase } from "../lib/database";
 import { applyInShortTries, LockBudgetSpent, lockBlockers, LockRetryPolicy } from "../lib/lockAwareApply";
 import { describeParityDrift, parityDrift, parseParityCutover } from "../lib/parityDrift";
 import { pendingMigrationSql, runProbes } from "../lib/probes";
 import { stopAllChildren } from "../lib/processes";
+import { profileEvent } from "../lib/profileLog";
 import { PROJECT_ROOT } from "../lib/projectRoot";
 import { BUDGETED_STEPS, BudgetedStep, BudgetPolicy, readRehearsal, seconds, sideBySide, STEP_TITLES, stepBudget } from "../lib/rehearsal";
 import { holdStepLocks } from "../lib/rolloutLock";
@@ -92,7 +93,11 @@ With --rehearsal FILE --budget-step backup|upgrade|backfillDryRun|backfillApply
 (multiple × its time in the drill's report × production's size over the drill's,
 at least the floor) when that is shorter than --timeout.
 
---columns is a JSON list of {"table","column","index","legacyColumn"}.`;
+--columns is a JSON list of {"table","column","index","legacyColumn"}.
+preflight, migrate and probe read alembic current from alembic's version table,
+--version-table T (table or schema.table; rollout:alembicVersionTable, default
+${DEFAULT_VERSION_TABLE}), without starting Python; alembic heads and the
+upgrade run the --alembic command.`;
 
 class GateFailure extends Error {}
 
@@ -192,9 +197,9 @@ async function afterPause(values: Values, step: () => Promise<void>): Promise<vo
 
 async function preflight(values: Values): Promise<void> {
     const database = databaseFromEnvironment();
-    const { serverVersion, serverVersionNum, databaseBytes } = await withDatabase(database, async (client) => {
+    const { serverVersion, serverVersionNum, databaseBytes, current } = await withDatabase(database, async (client) => {
         const row = (await client.query("SELECT current_setting('server_version') AS v, current_setting('server_version_num') AS num, pg_database_size(current_database()) AS size")).rows[0];
-        return { serverVersion: row.v as string, serverVersionNum: Number(row.num), databaseBytes: Number(row.size) };
+        return { serverVersion: row.v as string, serverVersionNum: Number(row.num), databaseBytes: Number(row.size), current: await currentRevisions(client, versionTable(values)) };
     });
     say(`preflight: database ${database.database} at ${database.host}:${database.port} answers (PostgreSQL ${serverVersion})`);
     if (optional(values, "access")) {
@@ -210,7 +215,6 @@ async function preflight(values: Values): Promise<void> {
     }
     const appDir = pathOption(values, "app-dir");
     const alembic = required(values, "alembic");
-    const current = await alembicRevisions(alembic, appDir, "current", process.env);
     const heads = await alembicRevisions(alembic, appDir, "heads", process.env);
     const verdict = judgeRevisions(current, heads, required(values, "expected-head"), required(values, "target-revision"));
     say(`preflight: ${verdict.message}`);
@@ -226,6 +230,11 @@ async function verifySchema(values: Values): Promise<void> {
     if (problems.length > 0) throw new GateFailure(`schema check: expected every new column and index ${expect}, but ${problems.join("; ")}`);
     say(`schema check: ${states.map((s) => `${s.table}.${s.column} + ${s.index}`).join(", ")} ${expect}`);
     result({ expect, states });
+}
+
+/** alembic's version table (rollout:alembicVersionTable), where the gates read `alembic current`. */
+function versionTable(values: Values): string {
+    return optional(values, "version-table") ?? DEFAULT_VERSION_TABLE;
 }
 
 /** Where the client tools run (--access, --container, --db-user, --db-name). */
@@ -263,8 +272,10 @@ async function migrationState(values: Values) {
     const appDir = pathOption(values, "app-dir");
     const alembic = required(values, "alembic");
     const columns = columnsOption(values);
-    const current = await alembicRevisions(alembic, appDir, "current", process.env);
-    const states = await withDatabase(databaseFromEnvironment(), (client) => columnStates(client, columns));
+    const { current, states } = await withDatabase(databaseFromEnvironment(), async (client) => ({
+        current: await currentRevisions(client, versionTable(values)),
+        states: await columnStates(client, columns),
+    }));
     return { appDir, alembic, columns, current, states };
 }
 
@@ -289,7 +300,7 @@ async function migrate(values: Values): Promise<void> {
                       .catch((err: Error) => (say(`upgrade: the pending SQL could not be read (${err.message.split("\n")[0]}); watching the new columns' tables only`), []))
                 : Promise.resolve([]);
         const [current, heads] = await Promise.all([
-            alembicRevisions(alembic, appDir, "current", process.env),
+            withDatabase(database, (client) => currentRevisions(client, versionTable(values))),
             direction === "up" ? alembicRevisions(alembic, appDir, "heads", process.env) : Promise.resolve([]),
         ]);
         let to: string;
@@ -493,6 +504,7 @@ async function probe(values: Values): Promise<void> {
             backfill: required(values, "backfill"),
             expectedHead: required(values, "expected-head"),
             targetRevision: required(values, "target-revision"),
+            versionTable: versionTable(values),
             backupDir: pathOption(values, "backup-dir"),
             newColumns: columnsOption(values),
             lockTimeout: optional(values, "lock-timeout") ?? DEFAULT_LOCK_TIMEOUT,
@@ -527,7 +539,7 @@ const COMMANDS: Record<string, (values: Values) => Promise<void>> = {
 
 const OPTIONS = {
     "app-dir": { type: "string" }, alembic: { type: "string" }, "expected-head": { type: "string" },
-    "target-revision": { type: "string" }, expect: { type: "string" }, columns: { type: "string" },
+    "target-revision": { type: "string" }, "version-table": { type: "string" }, expect: { type: "string" }, columns: { type: "string" },
     dir: { type: "string" }, label: { type: "string" }, compression: { type: "string" }, access: { type: "string" }, container: { type: "string" },
     "db-user": { type: "string" }, "db-name": { type: "string" }, "parity-sample": { type: "string" },
     backfill: { type: "string" }, "backup-dir": { type: "string" }, stack: { type: "string" },
@@ -535,6 +547,8 @@ const OPTIONS = {
     "log-dir": { type: "string" }, "parity-cutover": { type: "string" }, "parity-cutover-column": { type: "string" }, "report-dir": { type: "string" }, rehearsal: { type: "string" }, "budget-step": { type: "string" }, "budget-multiple": { type: "string" }, "budget-floor": { type: "string" }, "rehearsal-size-factor": { type: "string" }, "lock-timeout": { type: "string" }, "lock-retries": { type: "string" }, "lock-budget": { type: "string" }, timeout: { type: "string" },
     "resume-writers": { type: "string" }, "resume-on-failure": { type: "string" }, action: { type: "string" }, command: { type: "string" },
 } as const;
+
+const mainStarted = performance.now();
 
 async function main(argv: string[]): Promise<number> {
     const [name, ...rest] = argv;
@@ -572,7 +586,11 @@ function scrubbed(message: string): string {
 }
 
 main(process.argv.slice(2)).then(
-    (code) => process.exit(code),
+    (code) => {
+        // The tool's whole life, and the part before main() ran: node's start and module loading.
+        profileEvent(`protea-rollout ${process.argv[2]}`, performance.now(), { loadMs: Math.round(mainStarted) });
+        process.exit(code);
+    },
     (err: Error) => {
         say(scrubbed(err instanceof GateFailure ? err.message : `rollout: ${err.message}`));
         process.exit(1);

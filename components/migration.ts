@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import type { NewColumn } from "../lib/config";
-import { parseRolloutResult, rolloutCommand } from "../lib/rolloutCli";
+import { parseRolloutResult, rolloutCommand, versionTableArgs } from "../lib/rolloutCli";
 import { budgetArgs, CommandEnvironment, RehearsalBudget, Rerun, rerunOn, ResumeOnFailure, resumeArgs, SECRET_OUTPUTS } from "./types";
 
 export interface MigrationArgs {
@@ -15,6 +15,8 @@ export interface MigrationArgs {
     expectedHead: string;
     /** Revision the upgrade goes to. */
     targetRevision: string;
+    /** alembic's version table, where the gates read `alembic current`. */
+    versionTable: string;
     /** Columns and indexes the upgrade must create and the downgrade must drop. */
     newColumns: NewColumn[];
     /** The lock-aware apply (lib/lockAwareApply.ts): lock_timeout of each try, e.g. "2s"; tries after the first; their time budget. */
@@ -56,6 +58,7 @@ export class Migration extends pulumi.ComponentResource {
             "--alembic", args.alembic,
             "--expected-head", args.expectedHead,
             "--target-revision", args.targetRevision,
+            ...versionTableArgs(args.versionTable),
             "--columns", JSON.stringify(args.newColumns),
         ];
         const lockAware = ["--lock-timeout", args.lockTimeout, "--lock-retries", args.lockRetries, "--lock-budget", args.lockRetryBudget, "--timeout", args.timeout];

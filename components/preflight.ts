@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
-import { clientToolArgs, rolloutCommand } from "../lib/rolloutCli";
+import { clientToolArgs, rolloutCommand, versionTableArgs } from "../lib/rolloutCli";
 import { ClientToolsPlacement, CommandEnvironment, Rerun, rerunOn } from "./types";
 
 export interface PreflightArgs {
@@ -12,6 +12,8 @@ export interface PreflightArgs {
     expectedHead: string;
     /** Revision the checkout's heads must include (the migration to apply). */
     targetRevision: string;
+    /** alembic's version table, where the gate reads `alembic current`. */
+    versionTable: string;
     /** Folder for the dump, as configured: checked writable with room before anything changes. */
     backupDir: string;
     /** Where the client tools run: checked to answer and not be older than the server. */
@@ -47,6 +49,7 @@ export class Preflight extends pulumi.ComponentResource {
                     "--alembic", args.alembic,
                     "--expected-head", args.expectedHead,
                     "--target-revision", args.targetRevision,
+                    ...versionTableArgs(args.versionTable),
                     "--backup-dir", args.backupDir,
                     ...clientToolArgs(args.clientTools),
                 ),

@@ -2,7 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import type { RolloutConfig } from "../lib/config";
 import { formatProbeReport, parseProbeReport, ProbeReport, redactReport, secretsOf } from "../lib/probeReport";
-import { clientToolArgs, rolloutCommand } from "../lib/rolloutCli";
+import { clientToolArgs, rolloutCommand, versionTableArgs } from "../lib/rolloutCli";
 import { commandEnvironment } from "./rolloutGraph";
 
 /** The dry run as a stack output: every probe's fact (or why it failed) and the preview's warnings. */
@@ -24,6 +24,7 @@ export function probeCommand(config: RolloutConfig): string {
         "--backfill", config.backfill,
         "--expected-head", config.expectedHead,
         "--target-revision", config.targetRevision,
+        ...versionTableArgs(config.alembicVersionTable),
         "--backup-dir", config.backupDir,
         "--columns", JSON.stringify(config.newColumns),
         "--lock-timeout", config.lockTimeout,

@@ -3,6 +3,7 @@
  * (`heads`) by running the operator's alembic command in the application
  * checkout, and turns the runbook's "both must print …" into a verdict.
  */
+import type { Client } from "pg";
 import { runShell, tail } from "./processes";
 
 // A revision id is whatever alembic accepts; its lines start with it ("<rev> (head)").
@@ -22,6 +23,24 @@ export async function alembicRevisions(alembic: string, appDir: string, subcomma
         throw new Error(`\`${alembic} ${subcommand}\` in ${appDir} failed (exit ${result.code}); fix rollout:alembic or rollout:appDir:\n${tail(result.stderr || result.stdout)}`);
     }
     return parseRevisions(result.stdout);
+}
+
+/** rollout:alembicVersionTable: `table` or `schema.table`, as alembic's env.py names it (version_table, version_table_schema). */
+export const VERSION_TABLE = /^(?:[A-Za-z_][A-Za-z0-9_$]*\.)?[A-Za-z_][A-Za-z0-9_$]*$/;
+
+/**
+ * `alembic current` without starting Python: the revisions in alembic's
+ * version table, which is all `current` reports. No table (alembic never ran
+ * here, or env.py names another one) reads as no revision, as `current`
+ * prints nothing then; the gates stop on that, naming the table.
+ */
+export async function currentRevisions(client: Client, versionTable: string): Promise<string[]> {
+    if (!VERSION_TABLE.test(versionTable)) throw new Error(`rollout:alembicVersionTable must be a table or schema.table name, got "${versionTable}"`);
+    const quoted = versionTable.split(".").map((part) => `"${part}"`).join(".");
+    const { rows } = await client.query<{ found: boolean }>("SELECT to_regclass($1) IS NOT NULL AS found", [quoted]);
+    if (!rows[0].found) return [];
+    const result = await client.query<{ version_num: string }>(`SELECT version_num FROM ${quoted} ORDER BY version_num`);
+    return result.rows.map((r) => r.version_num);
 }
 
 export interface RevisionVerdict {

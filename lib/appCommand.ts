@@ -11,6 +11,7 @@
  */
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
+import { processLabel, profileEvent } from "./profileLog";
 
 export interface AppCommandOptions {
     /** What the step is, for messages: "alembic upgrade", "backfill". */
@@ -148,6 +149,7 @@ export function runAppCommand(options: AppCommandOptions): Promise<AppCommandRes
             const omitted = lines - headMax - tail.length;
             if (omitted > 0) echo(`${options.label}: … ${omitted} lines not shown${options.logFile ? ` (all ${lines} in ${options.logFile})` : ""}`);
             for (const line of tail) echo(`${options.label}: ${line}`);
+            profileEvent(processLabel("/bin/sh", ["-c", options.command]), Date.now() - started);
             resolve({
                 code: code ?? (signal ? 128 : 1),
                 timedOut,

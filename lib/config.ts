@@ -5,6 +5,7 @@
  */
 import * as os from "node:os";
 import * as path from "node:path";
+import { VERSION_TABLE } from "./alembic";
 import { parseDatabaseUrl, LibpqSettings } from "./databaseUrl";
 import { ParityCutover, parseParityCutover } from "./parityDrift";
 import type { BudgetPolicy } from "./rehearsal";
@@ -29,6 +30,8 @@ export interface RolloutConfig {
     backfill: string;
     expectedHead: string;
     targetRevision: string;
+    /** alembic's version table, where the gates read `alembic current` (rollout:alembicVersionTable). */
+    alembicVersionTable: string;
     database: LibpqSettings;
     pgAccess: PgAccess;
     container: string;
@@ -103,6 +106,8 @@ export function parseDuration(text: string): number | undefined {
  * (figures in Pulumi.yaml).
  */
 export const DEFAULT_BACKUP_COMPRESSION = 1;
+/** alembic's own default version table. */
+export const DEFAULT_VERSION_TABLE = "alembic_version";
 
 /** Folders a dump must never go to: kernel file systems, where mkdir and writes misbehave. */
 const PSEUDO_FILESYSTEMS = ["/proc", "/sys", "/dev"];
@@ -196,6 +201,8 @@ export function parseRolloutConfig(raw: RawConfig, home = os.homedir(), baseDir 
     if (expectedHead === targetRevision) {
         problems.push("rollout:targetRevision equals rollout:expectedHead: there is nothing to migrate");
     }
+    const alembicVersionTable = text("alembicVersionTable", DEFAULT_VERSION_TABLE);
+    if (!VERSION_TABLE.test(alembicVersionTable)) problems.push(`rollout:alembicVersionTable must be a table or schema.table name as alembic's env.py sets it (version_table, version_table_schema), got "${alembicVersionTable}"`);
     const lockTimeout = text("lockTimeout", "2s");
     const lockTimeoutMs = parseDuration(lockTimeout);
     if (lockTimeoutMs === undefined || lockTimeoutMs < 1 || lockTimeoutMs > 600_000) problems.push(`rollout:lockTimeout must be a duration from 1ms to 10min like 2s, 1500ms or 1min, got "${lockTimeout}"`);
@@ -244,6 +251,7 @@ export function parseRolloutConfig(raw: RawConfig, home = os.homedir(), baseDir 
         backfill: text("backfill", "poetry run python scripts/backfill_schema_sha_v2.py"),
         expectedHead,
         targetRevision,
+        alembicVersionTable,
         database,
         pgAccess: pgAccess as PgAccess,
         container: text("container", "protea-postgres-1"),
@@ -306,7 +314,7 @@ function parseNewColumns(value: string, problems: string[]): NewColumn[] {
 
 /** Every key the program reads, so the entry point and the CLIs read the same set. */
 export const CONFIG_KEYS = [
-    "appDir", "alembic", "backfill", "expectedHead", "targetRevision", "dbUrl", "pgAccess",
+    "appDir", "alembic", "backfill", "expectedHead", "targetRevision", "alembicVersionTable", "dbUrl", "pgAccess",
     "container", "dbUser", "dbName", "backupDir", "backupLabel", "backupCompression", "batchSize", "forceBackfill",
     "newColumns", "pauseWriters", "resumeWriters", "lockTimeout", "lockRetries", "lockRetryBudget", "stepTimeout", "resumeOnFailure", "paritySample", "parityCutover", "parityCutoverColumn", "rehearsal", "rehearsalSizeFactor", "budgetMultiple", "budgetFloor", "restoreJobs", "protect", "dbPasswordFile",
 ] as const;

@@ -13,7 +13,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Client } from "pg";
-import { alembicRevisions, judgeRevisions } from "./alembic";
+import { alembicRevisions, currentRevisions, judgeRevisions } from "./alembic";
 import { parseBackfillSummary } from "./backfillSummary";
 import { NewColumn, parseDuration } from "./config";
 import { checkClientTools, ClientToolTarget, ClientToolsVerdict } from "./clientTools";
@@ -38,6 +38,8 @@ export interface ProbeOptions {
     backfill: string;
     expectedHead: string;
     targetRevision: string;
+    /** alembic's version table: `alembic current` is read from it. */
+    versionTable: string;
     /** Where the pre-flight dump would go. */
     backupDir: string;
     newColumns: NewColumn[];
@@ -228,7 +230,11 @@ export async function runProbes(options: ProbeOptions, env: NodeJS.ProcessEnv, l
             sizeBytes: Number(facts.rows[0].size),
         } satisfies DatabaseFacts;
     });
-    const alembicCurrent = probe(() => alembicRevisions(options.alembic, options.appDir, "current", childEnv));
+    const alembicCurrent = (async (): Promise<Probe<string[]>> => {
+        const db = await database;
+        if (!db.ok) return failed(`needs the database: ${db.error}`);
+        return probe(() => currentRevisions(client as Client, options.versionTable));
+    })();
     const alembicHeads = probe(() => alembicRevisions(options.alembic, options.appDir, "heads", childEnv));
     const pendingSql = probe(() => pendingMigrationSql(options, childEnv));
 

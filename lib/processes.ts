@@ -1,4 +1,5 @@
 import { ChildProcess, spawn } from "node:child_process";
+import { processLabel, profileEvent, profiling } from "./profileLog";
 
 export interface RunResult {
     code: number;
@@ -41,7 +42,11 @@ export function run(program: string, args: string[], options: RunOptions = {}): 
         child.stdout?.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
         child.stderr?.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
         child.on("error", (err) => reject(new Error(`could not start ${program}: ${err.message}`)));
-        child.on("close", (code, signal) => resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr }));
+        const started = profiling() ? performance.now() : 0;
+        child.on("close", (code, signal) => {
+            if (started) profileEvent(processLabel(program, args), performance.now() - started);
+            resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr });
+        });
     });
 }
 

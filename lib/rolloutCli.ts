@@ -8,6 +8,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { DEFAULT_VERSION_TABLE } from "./config";
 import { PROJECT_ROOT } from "./projectRoot";
 import { commandLine } from "./shell";
 
@@ -31,6 +32,11 @@ export function projectCommand(script: string, subcommand: string, ...args: (str
 
 export function rolloutCommand(subcommand: string, ...args: (string | number)[]): string {
     return projectCommand("rollout.ts", subcommand, ...args);
+}
+
+/** rollout:alembicVersionTable as a `rollout` option; none for alembic's default, so stored commands stay as they were. */
+export function versionTableArgs(table: string): string[] {
+    return table === DEFAULT_VERSION_TABLE ? [] : ["--version-table", table];
 }
 
 /** Where the client tools run, as `rollout` options (backup, preflight, probe). */

@@ -1,20 +1,31 @@
 #!/usr/bin/env bash
 # Compiles the project's CLIs (bin/, and the lib/ they use) so each step a
-# command resource runs starts in ~0.1 s instead of ts-node's ~0.6 s.
+# command resource runs starts in ~0.1 s instead of ts-node's ~0.6 s, and the
+# program (index.ts), which program.js runs while it is current.
 # Idempotent: rebuilds only when a source changed. Each build goes to its own
 # folder (.state/tools-<stamp>) and .state/tools is switched to it in one
 # rename, so a step running during a rebuild never sees a half-built tree.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 cd "$PROJECT_ROOT"
-stamp="$(hash_files tsconfig.json tsconfig.tools.json package-lock.json scripts/build-tools.sh bin/*.ts lib/*.ts components/*.ts)-$(node --version)"
+# Taken before the sources are hashed: a source saved after this moment is newer than the build.
+mkdir -p "$STATE_DIR"
+touch "${STATE_DIR}/.tools-check-$$"
+trap 'rm -f "${STATE_DIR}/.tools-check-$$"' EXIT
+mapfile -t sources < <(find bin lib components -name '*.ts' | sort)
+stamp="$(hash_files tsconfig.json tsconfig.tools.json package-lock.json scripts/build-tools.sh program.js index.ts "${sources[@]}")-$(node --version)"
 build_dir="${STATE_DIR}/tools-${stamp}"
 if [ "$(readlink "${STATE_DIR}/tools" 2>/dev/null)" = "tools-${stamp}" ] && [ -f "${build_dir}/.complete" ]; then
+    # The sources hash as the build's: a file saved again with the same content keeps the build current for program.js.
+    mv -f "${STATE_DIR}/.tools-check-$$" "${build_dir}/.sources-at"
     step "tools: up to date in .state/tools"
     exit 0
 fi
-step "tools: compiling bin/ into .state/tools"
+step "tools: compiling bin/ and the program into .state/tools"
 rm -rf "$build_dir"
+# Before tsc reads the sources: program.js runs this build only while no source is newer.
+mkdir -p "$build_dir"
+mv -f "${STATE_DIR}/.tools-check-$$" "${build_dir}/.sources-at"
 npx tsc -p tsconfig.tools.json --outDir "$build_dir"
 # Launchers found on PATH (scripts/engine-env.sh): stored commands name them,
 # never a path of this checkout or of node.

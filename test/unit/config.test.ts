@@ -61,6 +61,14 @@ describe("parseRolloutConfig", () => {
         }
     });
 
+    it("takes rollout:alembicVersionTable as a table or schema.table name and names the key otherwise", () => {
+        expect(parseRolloutConfig({ dbUrl: URL }, "/home/op").alembicVersionTable).toBe("alembic_version");
+        expect(parseRolloutConfig({ dbUrl: URL, alembicVersionTable: "app.schema_versions" }, "/home/op").alembicVersionTable).toBe("app.schema_versions");
+        for (const bad of ["a.b.c", "versions; DROP TABLE x", "\"quoted\"", "1table", ".versions"]) {
+            expect(problemsOf({ dbUrl: URL, alembicVersionTable: bad })[0], bad).toMatch(/^rollout:alembicVersionTable must be a table or schema\.table name/);
+        }
+    });
+
     it("lists every problem at once", () => {
         const problems = problemsOf({ dbUrl: URL, batchSize: "0", forceBackfill: "yes", expectedHead: "head~1", lockTimeout: "soon" });
         expect(problems).toHaveLength(4);
