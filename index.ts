@@ -12,12 +12,16 @@
  * before it changes anything.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { createRollout, DrillDatabase, previewReport } from "./components";
+import { previewReport } from "./components/previewReport";
 import { readStackConfig } from "./lib/programConfig";
-import { openRolloutRun } from "./lib/programRun";
 
 export = async () => {
     const { rollout: config, dbUrl, drill } = readStackConfig();
+    // In a preview the dry run's probe starts first, while the rest of the program loads: it is the preview's longest part.
+    let migrationDeclared: (result: pulumi.Output<unknown>) => void = () => undefined;
+    const dryRun = previewReport(config, pulumi.secret(dbUrl), new Promise((resolve) => (migrationDeclared = resolve)));
+    const [{ createRollout, DrillDatabase }, { openRolloutRun }] = await Promise.all([import("./components"), import("./lib/programRun")]);
+
     const stack = `${pulumi.getProject()}/${pulumi.getStack()}`;
     const reruns = await openRolloutRun(config, { stack, dryRun: pulumi.runtime.isDryRun(), databaseMayNotExistYet: drill !== undefined });
 
@@ -41,6 +45,7 @@ export = async () => {
         : undefined;
 
     const rollout = createRollout(config, pulumi.secret(dbUrl), { stack, reruns }, drillDatabase ? { dependsOn: [drillDatabase] } : {});
+    migrationDeclared(rollout.migration.upgradeMillis);
 
     return {
         preflightReport: rollout.preflight.report,
@@ -62,6 +67,6 @@ export = async () => {
         /** With rollout:rehearsal: the side-by-side table beside the dumps. */
         rehearsalReport: rollout.rehearsalReport?.path,
         /** The dry run: read-only probes, in preview only (components/previewReport.ts). */
-        dryRun: previewReport(config, pulumi.secret(dbUrl), rollout.migration.upgradeMillis),
+        dryRun,
     };
 };

@@ -3,7 +3,7 @@ import * as command from "@pulumi/command";
 import type { RolloutConfig } from "../lib/config";
 import { formatProbeReport, parseProbeReport, ProbeReport, redactReport, secretsOf } from "../lib/probeReport";
 import { clientToolArgs, rolloutCommand, versionTableArgs } from "../lib/rolloutCli";
-import { commandEnvironment } from "./rolloutGraph";
+import { commandEnvironment } from "./types";
 
 /** The dry run as a stack output: every probe's fact (or why it failed) and the preview's warnings. */
 export interface DryRun extends ProbeReport {
@@ -44,7 +44,7 @@ export function probeCommand(config: RolloutConfig): string {
  * and the output is absent after an update); nothing it runs writes (see
  * lib/probes.ts). `dbUrl` reaches the probe only in its environment.
  */
-export function previewReport(config: RolloutConfig, dbUrl: pulumi.Input<string>, migrationResult?: pulumi.Output<unknown>): pulumi.Output<DryRun> | undefined {
+export function previewReport(config: RolloutConfig, dbUrl: pulumi.Input<string>, migrationResult?: Promise<pulumi.Output<unknown>>): pulumi.Output<DryRun> | undefined {
     if (!pulumi.runtime.isDryRun()) return undefined;
     const url = pulumi.secret(dbUrl);
     const probe = command.local.runOutput({
@@ -58,8 +58,9 @@ export function previewReport(config: RolloutConfig, dbUrl: pulumi.Input<string>
     const report = pulumi.all([probe.stdout, probe.stderr, url]).apply(([stdout, stderr, secret]) => redactReport(parseProbeReport(stdout, stderr), secretsOf(secret)));
     // In a preview, a command's output is known only when this stack's state holds it unchanged
     // (a command to create or update has unknown output, with upstream's provider too).
-    const holds = migrationResult ? pulumi.output((migrationResult as unknown as { isKnown: Promise<boolean> }).isKnown) : pulumi.output(false);
-    return pulumi.all([pulumi.unsecret(report), holds]).apply(([facts, stackHoldsMigration]) => {
+    // The probe starts before the program declares the migration (it is the preview's longest part); its result waits for that.
+    return pulumi.unsecret(report).apply(async (facts) => {
+        const stackHoldsMigration = migrationResult ? await ((await migrationResult) as unknown as { isKnown: Promise<boolean> }).isKnown : false;
         const lines = formatProbeReport(facts, { stackHoldsMigration, parityCutover: config.parityCutover });
         const stack = pulumi.runtime.getStackResource();
         for (const line of lines) {

@@ -1,12 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { RolloutConfig } from "../lib/config";
 import type { PhaseReruns } from "../lib/rolloutPhase";
-import { PASSWORD_FILE_VARIABLE } from "../lib/database";
-
-/** What every database step gets: the URL, and where its password is when it is not in the URL. */
-export function commandEnvironment(config: RolloutConfig, url: string): Record<string, string> {
-    return { PROTEA_DB_URL: url, ...(config.dbPasswordFile ? { [PASSWORD_FILE_VARIABLE]: config.dbPasswordFile } : {}) };
-}
 import { Backfill } from "./backfill";
 import { Backup } from "./backup";
 import { Migration } from "./migration";
@@ -15,7 +9,7 @@ import { RehearsalReport } from "./rehearsalReport";
 import { Quiesce } from "./quiesce";
 import { Resume } from "./resume";
 import { Verification } from "./verification";
-import type { RehearsalBudget } from "./types";
+import { commandEnvironment, type RehearsalBudget } from "./types";
 
 export interface Rollout {
     preflight: Preflight;

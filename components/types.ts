@@ -1,5 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
-import type { PgAccess } from "../lib/config";
+import type { PgAccess, RolloutConfig } from "../lib/config";
+import { PASSWORD_FILE_VARIABLE } from "../lib/database";
 import type { BudgetedStep } from "../lib/rehearsal";
 import type { Rerun } from "../lib/rolloutPhase";
 
@@ -11,6 +12,11 @@ export type { Rerun };
  * command string.
  */
 export type CommandEnvironment = pulumi.Input<Record<string, pulumi.Input<string>>>;
+
+/** What every database step gets: the URL, and where its password is when it is not in the URL. */
+export function commandEnvironment(config: RolloutConfig, url: string): Record<string, string> {
+    return { PROTEA_DB_URL: url, ...(config.dbPasswordFile ? { [PASSWORD_FILE_VARIABLE]: config.dbPasswordFile } : {}) };
+}
 
 /** Where PostgreSQL's client tools run: inside `container` (docker-exec) as `dbUser` on `dbName`, or on the host (url). */
 export interface ClientToolsPlacement {
