@@ -1,8 +1,11 @@
 /**
  * The drill's restore against the runbook's, on one `pg_dump -F c` of a
- * multi-table PROTEA-shaped database (the fixture's schema and sample plus a
- * bulk embedding table; 1,000,000 embedding rows is about 1 GB), made with
- * the host's pg_dump.
+ * multi-table, application-shaped database made with the host's pg_dump: the
+ * fixture's schema and sample (alembic, seed_sample.py, with its real[]
+ * embedding table) plus wide text rows with jsonb, text[] and tsvector
+ * columns, narrow numeric rows, incompressible bytea, B-tree and GIN indexes
+ * and foreign keys (bench/restoreSource.ts); 480,000 documents make a dump
+ * of 1.01 GiB (1.09 GB) from a 2.6 GiB database.
  *
  *   drill:   the product's own code path. A fresh cluster started as the drill
  *            starts it (`protea-drill-db start --state-dir … --relocatable
@@ -34,8 +37,8 @@ import { run, runShell, tail } from "../lib/processes";
 import { missingTools, parseRolloutResult, projectCommand } from "../lib/rolloutCli";
 import { commandLine, quote, stepMillis, timed } from "../lib/shell";
 import { ensureDockerInstalled, ensurePgvectorImage, runDockerPostgres, startDockerEngine } from "../test/integration/helpers/dockerPostgres";
-import { alembic, EXPECTED_HEAD, expectSuccess, seedSample } from "../test/integration/helpers/fixture";
 import { benchFlags, cleanupOnExit, loadAverage, machineLine, median, removeOnExit, say, table } from "./common";
+import { buildRestoreSource, FIXTURE_ROWS, type SourceShape } from "./restoreSource";
 
 const CONTAINER = "protea-bench-restore";
 /** The label dockerPostgres.ts puts on its containers: only such a container is ever removed here. */
@@ -47,12 +50,17 @@ The drill's restore (protea-drill-db restore-dump -j N into a fresh cluster
 started by protea-drill-db start) against the runbook's
 (docker exec -i ${CONTAINER} pg_restore -U protea -d protea < dump into a fresh
 PostgreSQL container with default settings), on one pg_dump -F c of a
-PROTEA-shaped database (figures only, asserts nothing).
+multi-table application-shaped database: the fixture's tables and sample,
+documents (wide text, jsonb, text[], tsvector), events (narrow numeric rows),
+attachments (bytea), users; B-tree and GIN indexes, foreign keys
+(bench/restoreSource.ts). Figures only, asserts nothing.
 
   --rounds N           rounds; each restores once per side into a fresh target,
                        alternating which side goes first (default 3)
-  --embedding-rows N   dataset_embedding rows in the source, about 1 KiB each:
-                       1000000 makes a dump of about 1 GB (default 1000000)
+  --rows N             documents in the source; the other tables scale with it
+                       (10 events, 1/2 embedding, 1/4 attachment, 1/10 user
+                       per document): 480000 makes a dump of 1.01 GiB
+                       from a 2.6 GiB database (default 480000)
   --jobs N             the drill's pg_restore -j (rollout:restoreJobs; default 2)
   --help               this text
 
@@ -62,11 +70,9 @@ built, when missing: see test/integration/helpers/dockerPostgres.ts).
 Progress goes to stderr ("bench: ..."), the summary to stdout.`;
 
 const flags = benchFlags(
-    { rounds: { default: 3, min: 1 }, "embedding-rows": { default: 1_000_000, min: 0 }, jobs: { default: 2, min: 1 } },
+    { rounds: { default: 3, min: 1 }, rows: { default: 480_000, min: 10 }, jobs: { default: 2, min: 1 } },
     USAGE,
 );
-
-const SOURCE = { datasets: 2000, models: 200_000 };
 
 /** What a restored database holds: tables with their exact row counts, and the number of indexes. */
 async function contents(config: ClientConfig): Promise<{ version: string; signature: string; rows: number }> {
@@ -83,7 +89,9 @@ async function contents(config: ClientConfig): Promise<{ version: string; signat
             counts.push(`${table}=${n}`);
         }
         const indexes = Number((await client.query("SELECT count(*) AS n FROM pg_indexes WHERE schemaname = 'public'")).rows[0].n);
-        return { version: version.split(" ")[0], signature: `${counts.join(", ")}; ${indexes} indexes`, rows };
+        const gin = Number((await client.query("SELECT count(*) AS n FROM pg_indexes WHERE schemaname = 'public' AND indexdef LIKE '% USING gin %'")).rows[0].n);
+        const foreignKeys = Number((await client.query("SELECT count(*) AS n FROM pg_constraint WHERE contype = 'f' AND connamespace = 'public'::regnamespace")).rows[0].n);
+        return { version: version.split(" ")[0], signature: `${counts.join(", ")}; ${indexes} indexes (${gin} GIN), ${foreignKeys} foreign keys`, rows };
     } finally {
         await client.end();
     }
@@ -184,7 +192,7 @@ const gib = (bytes: number) => (bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(
 
 async function main(): Promise<void> {
     const loadBefore = loadAverage();
-    say(`rounds: ${flags.rounds}; embedding rows: ${flags["embedding-rows"]}; drill pg_restore -j ${flags.jobs}; ${os.cpus().length} cores, load average ${loadBefore}`);
+    say(`rounds: ${flags.rounds}; documents: ${flags.rows}; drill pg_restore -j ${flags.jobs}; ${os.cpus().length} cores, load average ${loadBefore}`);
     const notBuilt = missingTools();
     if (notBuilt) throw new Error(notBuilt);
     if ((await runShell("command -v protea-drill-db")).code !== 0) throw new Error("protea-drill-db is not on PATH: run through `bash scripts/with-engine.sh`");
@@ -197,18 +205,19 @@ async function main(): Promise<void> {
         const workDir = removeOnExit(fs.mkdtempSync(path.join(os.tmpdir(), "protea-bench-restore-")));
         const dump = path.join(workDir, "source.dump");
 
-        // The source: the host's PostgreSQL (the drill's), default settings; dumped with the host's pg_dump.
-        const source = await startPostgresCluster({ log: say });
+        // The source: the host's PostgreSQL (the drill's), durability off only to generate it faster; dumped with the host's pg_dump.
+        const source = await startPostgresCluster({ log: say, durabilityOff: true });
+        let shape: SourceShape;
         let sourceBytes: number;
         let sourceVersion: string;
         let expected: string;
         let sourceRows: number;
         let dumpVersion: string;
         try {
-            say(`source: fixture schema, ${SOURCE.datasets} datasets, ${SOURCE.models} reranker models, ${flags["embedding-rows"]} embedding rows (seeding)`);
-            expectSuccess(await alembic(source.sqlalchemyUrl, "upgrade", EXPECTED_HEAD), "alembic upgrade");
-            const seedArgs = ["--datasets", String(SOURCE.datasets), "--reranker-models", String(SOURCE.models), "--embedding-rows", String(flags["embedding-rows"])];
-            expectSuccess(await seedSample(source.sqlalchemyUrl, seedArgs), "seed");
+            say(`source: fixture schema and sample, ${flags.rows} documents and what scales with them (generating)`);
+            const t0 = performance.now();
+            shape = await buildRestoreSource(source.clientConfig, source.sqlalchemyUrl, flags.rows, say);
+            say(`source generated in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
             const client = new Client(source.clientConfig);
             await client.connect();
             try {
@@ -219,10 +228,10 @@ async function main(): Promise<void> {
             ({ version: sourceVersion, signature: expected, rows: sourceRows } = await contents(source.clientConfig));
             dumpVersion = (await run("pg_dump", ["--version"])).stdout.trim();
             say(`source holds ${expected}`);
-            const t0 = performance.now();
+            const t1 = performance.now();
             const dumped = await run("pg_dump", ["-F", "c", "-f", dump], { env: env(source.libpqEnv) });
             if (dumped.code !== 0) throw new Error(`pg_dump failed (exit ${dumped.code}):\n${tail(dumped.stderr)}`);
-            say(`pg_dump -F c (${dumpVersion}): ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+            say(`pg_dump -F c (${dumpVersion}): ${((performance.now() - t1) / 1000).toFixed(1)} s`);
         } finally {
             await source.stop();
         }
@@ -248,7 +257,8 @@ async function main(): Promise<void> {
         const lines = [
             "",
             `restore of one pg_dump -F c: dump ${gib(dumpBytes)} (${dumpBytes} bytes) of a ${gib(sourceBytes)} database`,
-            `(${SOURCE.datasets} datasets, ${SOURCE.models} reranker models, ${flags["embedding-rows"]} embedding rows; ${sourceRows} rows in all), made by ${dumpVersion} from PostgreSQL ${sourceVersion}`,
+            `(${shape.documents} documents, ${shape.events} events, ${shape.attachments} attachments, ${shape.users} users, ${shape.embeddings} embeddings, ${FIXTURE_ROWS.datasets} datasets, ${FIXTURE_ROWS.models} reranker models; ${sourceRows} rows in all), made by ${dumpVersion} from PostgreSQL ${sourceVersion}`,
+            `source: ${expected}`,
             `drill:   protea-drill-db restore-dump --dump FILE --jobs ${flags.jobs} (PROTEA_DB_URL), into a fresh cluster from protea-drill-db start (durability off): PostgreSQL ${drillVersion}`,
             `runbook: docker exec -i ${CONTAINER} pg_restore -U protea -d protea < FILE, into a fresh container of ${image} (default settings): PostgreSQL ${runbookVersion}`,
             drillVersion.split(".")[0] !== runbookVersion.split(".")[0]

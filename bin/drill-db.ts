@@ -14,7 +14,9 @@ import { databaseFromEnvironment, withDatabase } from "../lib/database";
 import { libpqEnvironment, LibpqSettings } from "../lib/databaseUrl";
 import { resolveDrillPath } from "../lib/drillConfig";
 import { tableChecksums, writeTablesSnapshot } from "../lib/drillReport";
+import { drillRestoreSettings, runDrillRestore } from "../lib/drillRestore";
 import { clusterLocation, relocatedClusterDir, startPostgresCluster, stopClusterInDir } from "../lib/postgresCluster";
+import { loadDumpWithPristine, pristineCommand, startFromDump } from "../lib/drillPristine";
 import { run, runShell, tail } from "../lib/processes";
 import { inDirectory, quote } from "../lib/shell";
 
@@ -31,6 +33,16 @@ const HELP = `usage: drill-db <command> [options]
                    --datasets N --models M --embedding-rows R     (PROTEA_DB_URL)
   restore-dump   pg_restore -j N a -F c dump into the database
                    --dump FILE --jobs N                           (PROTEA_DB_URL)
+  start-from-dump  start, for a drill from --dump: from a copy of the dump's
+                   pristine (keyed by its SHA-256) when one was kept, else as start
+                   --state-dir DIR [--relocatable] --port N --dump FILE
+                                                      (password in DRILL_DB_PASSWORD)
+  load-dump      after start-from-dump: nothing when it cloned the pristine; else
+                   restore-dump, then keep a pristine copy for the next drill
+                   --state-dir DIR [--relocatable] --dump FILE --jobs N
+                                                                  (PROTEA_DB_URL)
+  pristine       the kept pristine copies (.state/drill-pristine): --list (default),
+                   --drop (those of --dump FILE), --prune (those whose dump is gone)
   snapshot-tables  each table's row count and checksum, as JSON in FILE
                    --out FILE [--remove: delete FILE instead]     (PROTEA_DB_URL)`;
 
@@ -114,12 +126,13 @@ async function restoreDump(values: Values): Promise<unknown> {
     const dump = resolveDrillPath(option(values, "dump"));
     if (!fs.existsSync(dump)) throw new Error(`dump ${dump} does not exist; check drill:sourceDump`);
     await checkVectorExtension(database, dump);
+    const jobs = Number(option(values, "jobs"));
+    if (!Number.isInteger(jobs) || jobs < 1) throw new Error(`--jobs must be a whole number of at least 1, got "${values.jobs}"`);
     const bytes = fs.statSync(dump).size;
-    say(`pg_restore -j ${values.jobs} ${dump} (${(bytes / 2 ** 20).toFixed(1)} MiB)`);
+    // lib/drillRestore.ts: pg_restore -j from the file, with restore-sized session settings.
+    say(`pg_restore -j ${jobs} ${dump} (${(bytes / 2 ** 20).toFixed(1)} MiB; ${drillRestoreSettings(jobs)})`);
     const started = Date.now();
-    const result = await run("pg_restore", ["-j", option(values, "jobs"), "--no-owner", "-d", database.database, dump], {
-        env: { ...process.env, ...libpqEnvironment(database) },
-    });
+    const result = await runDrillRestore({ database, dump, jobs });
     if (result.code !== 0) {
         // Also when the dump has no EXTENSION entry (pg_dump -n public) but uses the type.
         const needsVector = /extension\/vector\.control|extension "vector"|type "(public\.)?vector" does not exist/.test(result.stderr);
@@ -139,12 +152,18 @@ async function snapshotTables(values: Values): Promise<unknown> {
     return { tables: tables.length, rows: tables.reduce((sum, t) => sum + t.rows, 0) };
 }
 
+/** The `pristine` subcommand's flags. */
+const PRISTINE_FLAGS = { list: { type: "boolean" as const }, drop: { type: "boolean" as const }, prune: { type: "boolean" as const } };
+
 const COMMANDS: Record<string, (values: Values) => Promise<unknown>> = {
     start,
     stop,
     "load-sample": loadSample,
     "restore-dump": restoreDump,
     "snapshot-tables": snapshotTables,
+    "start-from-dump": (values) => startFromDump(values, { location, start, say }),
+    "load-dump": (values) => loadDumpWithPristine(values, { location, restoreDump, say }),
+    pristine: (values) => pristineCommand(values, say),
 };
 
 async function main(argv: string[]): Promise<number> {
@@ -155,7 +174,7 @@ async function main(argv: string[]): Promise<number> {
         return name === "--help" || name === "-h" ? 0 : 2;
     }
     const names = ["state-dir", "port", "app-dir", "alembic", "seed", "expected-head", "datasets", "models", "embedding-rows", "dump", "jobs", "out"];
-    const options = { ...Object.fromEntries(names.map((n) => [n, { type: "string" as const }])), relocatable: { type: "boolean" as const }, remove: { type: "boolean" as const } };
+    const options = { ...Object.fromEntries(names.map((n) => [n, { type: "string" as const }])), relocatable: { type: "boolean" as const }, remove: { type: "boolean" as const }, ...PRISTINE_FLAGS };
     const { values } = parseArgs({ args: rest, options });
     process.stdout.write(`${JSON.stringify(await command(values as Values))}\n`);
     return 0;

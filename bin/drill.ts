@@ -30,6 +30,7 @@ import { parseFlags } from "../lib/cliFlags";
 import { PROJECT_ROOT, stackConfig, stackId, urnsOfType } from "../lib/stack";
 import { StackConfig } from "../lib/stackConfig";
 import { sqlalchemyUrl } from "../lib/databaseUrl";
+import { describeLoad, dropPristine, LOAD_RECORD, LoadRecord, pristinesOfDump, PRISTINE_ROOT_SETTING, shaPrefix } from "../lib/pristineCopy";
 
 const USAGE = `usage: npm run drill -- [options]
 
@@ -46,6 +47,11 @@ Rehearses the schema_sha_v2 rollout on a throwaway clone and writes a timing rep
   --with-restore        also rehearse the restore from the pre-flight backup, and check that
                         every table's rows are back (count and checksum, as before the rollout)
   --keep                leave the clone running (npm run pulumi -- destroy --stack NAME removes it)
+  --fresh               local engine, from a dump: restore it even when a pristine copy of it
+                        was kept (and keep a new one); without it, a dump with the same SHA-256
+                        as an earlier drill's is cloned from that drill's pristine copy
+  --drop-pristine       drop the dump's pristine copy (.state/drill-pristine/<sha256>) at the
+                        end, instead of keeping it for the next drill (drill:keepPristine false)
   --report-dir DIR      where the report goes (default: drill-reports)
   --prepare             only make the stack's working folder (.state/drill/NAME) and exit
 The stack's config is made afresh from its tracked template (Pulumi.NAME.yaml,
@@ -55,6 +61,7 @@ flags apply to this drill only; only the generated secrets and port are kept.`;
 const FLAGS = {
     stack: "value", engine: "value", image: "value", "source-dump": "value", datasets: "value", models: "value",
     "embedding-rows": "value", "with-restore": "flag", keep: "flag", "report-dir": "value", prepare: "flag",
+    fresh: "flag", "drop-pristine": "flag",
 } as const;
 
 const CONFIG_FLAGS: Record<string, string> = {
@@ -312,6 +319,10 @@ async function main(): Promise<number> {
     say(`  clone: ${where ? `local cluster in ${shown(where.dir)}` : `container ${drillConfig.containerName} of ${drillConfig.image}`} on 127.0.0.1:${drillConfig.port}`);
     let clonePid: number | undefined;
     let tablesBeforeRollout: TableChecksum[] | undefined;
+    let load: LoadRecord | undefined;
+    const pristineApplies = drillConfig.engine === "local" && drillConfig.sourceDumpPath !== undefined;
+    if (drillConfig.sourceDump && !pristineApplies) say("  docker engine: the dump is restored on every drill (pristine copies are the local engine's)");
+    if (pristineApplies && flags.fresh) await dropPristinesOf(drillConfig.sourceDumpPath!, "--fresh: this drill restores the dump and keeps a new copy");
 
     try {
         stepLine("preview (the dry run)");
@@ -330,6 +341,8 @@ async function main(): Promise<number> {
         drill.check("backup written and verified", typeof up.outputs.backupPath?.value === "string" && fs.existsSync(up.outputs.backupPath.value), `${up.outputs.backupPath?.value} (${up.outputs.backupSizeBytes?.value} bytes, sha256 ${String(up.outputs.backupSha256?.value).slice(0, 12)}…)`);
         await drill.expectRolledOut("after up");
         clonePid = where ? readPostmasterPid(path.join(where.dir, "data")) : undefined;
+        load = where && pristineApplies ? readLoadRecord(path.join(where.dir, LOAD_RECORD)) : undefined;
+        if (load) say(`  load: ${describeLoad(load)}`);
         tablesBeforeRollout = readTablesSnapshot(tablesFile);
 
         stepLine("idempotency: the backfill again, and a second up");
@@ -379,6 +392,14 @@ async function main(): Promise<number> {
         }
     }
 
+    if (pristineApplies && (flags["drop-pristine"] || !drillConfig.keepPristine)) {
+        const dropped = await dropPristinesOf(drillConfig.sourceDumpPath!, flags["drop-pristine"] ? "--drop-pristine" : "drill:keepPristine is false");
+        const left = (await pristinesOfDump(drillConfig.sourceDumpPath!)).pristines;
+        drill.check("pristine copy dropped", left.length === 0, left.length === 0 ? `${dropped} dropped; none left for ${drillConfig.sourceDump}` : `still there: ${left.map((p) => p.dir).join(", ")}`);
+    } else if (load?.sha256 && load.pristineDir && !load.pristineError) {
+        say(`  kept the pristine copy ${shaPrefix(load.sha256)} of ${drillConfig.sourceDump} in ${PRISTINE_ROOT_SETTING} for the next drill from it (drop it: --drop-pristine)`);
+    }
+
     const source = drillConfig.sourceDump ? `dump ${drillConfig.sourceDump}` : `generated sample (${drillConfig.sample.datasets} datasets, ${drillConfig.sample.models} reranker models, ${drillConfig.sample.embeddingRows} embedding rows)`;
     const report: DrillReport = {
         startedAt,
@@ -389,7 +410,8 @@ async function main(): Promise<number> {
         sourceDumpBytes: drillConfig.sourceDumpPath && fs.existsSync(drillConfig.sourceDumpPath) ? fs.statSync(drillConfig.sourceDumpPath).size : undefined,
         backupBytes: drill.backupBytes,
         databaseBytes: drill.databaseBytes,
-        steps: stepTable(drill.steps, drillConfig.sourceDump !== undefined),
+        load: load && { ...load, summary: describeLoad(load) },
+        steps: stepTable(drill.steps, drillConfig.sourceDump !== undefined, load),
         engineMillis: drill.engineMillis,
         checks: drill.checks,
         tablesBeforeRollout: flags["with-restore"] ? tablesBeforeRollout : undefined,
@@ -425,9 +447,43 @@ async function rehearsalFacts(drill: Drill, at: string, source: string): Promise
     };
 }
 
-function stepTable(steps: Record<string, number | undefined>, fromDump: boolean): StepTiming[] {
+/** drill-db load-dump's record of the load (lib/pristineCopy.ts), if it left one. */
+function readLoadRecord(file: string): LoadRecord | undefined {
+    try {
+        return JSON.parse(fs.readFileSync(file, "utf8")) as LoadRecord;
+    } catch {
+        return undefined;
+    }
+}
+
+/** Drops the pristine copies of `dump` (its content's, and any made from that path); returns how many. */
+async function dropPristinesOf(dump: string, why: string): Promise<number> {
+    const { pristines } = await pristinesOfDump(dump);
+    for (const p of pristines) {
+        await dropPristine(p.meta.sha256);
+        say(`  ${why}: dropped the pristine copy ${shaPrefix(p.meta.sha256)} (${(p.meta.dataBytes / 2 ** 20).toFixed(1)} MiB)`);
+    }
+    return pristines.length;
+}
+
+/** The load's rows: the restore (and keeping its pristine copy), or the clone of one; or the sample. */
+function loadSteps(steps: Record<string, number | undefined>, fromDump: boolean, load: LoadRecord | undefined): StepTiming[] {
+    const ms = (seconds: number | undefined) => (seconds === undefined ? undefined : Math.round(seconds * 1000));
+    if (load?.mode === "cloned") {
+        return [{ step: `cloned from pristine ${shaPrefix(load.sha256 ?? "")} (sha256 of the dump, copy of the restored data directory, start; no pg_restore)`, millis: ms(load.seconds) }];
+    }
+    if (load?.mode === "restored") {
+        return [
+            { step: "pg_restore of the source dump (-j, file)", millis: ms(load.restoreSeconds), runbook: RUNBOOK_TIMES.restore },
+            { step: load.pristineError ? "pristine copy for the next drill (failed, see the load line)" : `pristine copy ${shaPrefix(load.sha256 ?? "")} kept for the next drill (sha256, stop, copy, fsync, start)`, millis: ms((load.hashSeconds ?? 0) + (load.pristineSeconds ?? 0)) },
+        ];
+    }
+    return [{ step: fromDump ? "pg_restore of the source dump (-j, file)" : "sample generation (no source dump)", millis: steps.restore, runbook: fromDump ? RUNBOOK_TIMES.restore : undefined }];
+}
+
+function stepTable(steps: Record<string, number | undefined>, fromDump: boolean, load?: LoadRecord): StepTiming[] {
     return [
-        { step: fromDump ? "pg_restore of the source dump (-j, file)" : "sample generation (no source dump)", millis: steps.restore, runbook: fromDump ? RUNBOOK_TIMES.restore : undefined },
+        ...loadSteps(steps, fromDump, load),
         { step: "pre-flight pg_dump -F c, verified with pg_restore --list", millis: steps.backup },
         { step: "alembic upgrade to the target revision", millis: steps.upgrade, runbook: RUNBOOK_TIMES.upgrade },
         { step: "backfill --dry-run", millis: steps.backfillDryRun, runbook: RUNBOOK_TIMES.backfillDryRun },

@@ -36,9 +36,16 @@ export interface DrillConfig {
     /** docker engine: the image (a locally built one is used as it is, never pulled). */
     image: string;
     containerName: string;
+    /**
+     * Local engine, from a dump: keep the dump's pristine copy
+     * (.state/drill-pristine/<sha256>) when the drill's teardown removes the
+     * clone, for the next drill to clone (default true); false drops it
+     * (`npm run drill -- --drop-pristine` for one drill).
+     */
+    keepPristine: boolean;
 }
 
-export const DRILL_KEYS = ["engine", "port", "password", "sourceDump", "datasets", "models", "embeddingRows", "stateDir", "seed", "image", "containerName"] as const;
+export const DRILL_KEYS = ["engine", "port", "password", "sourceDump", "datasets", "models", "embeddingRows", "stateDir", "seed", "image", "containerName", "keepPristine"] as const;
 
 /** drill:image unset: the runbook's drill image, with the `vector` extension the local engine lacks. */
 export const DEFAULT_DRILL_IMAGE = "pgvector/pgvector:pg16";
@@ -74,6 +81,8 @@ export function parseDrillConfig(raw: RawConfig, baseDir: string): DrillConfig {
     };
     const engine = raw.engine ?? "local";
     if (engine !== "local" && engine !== "docker") problems.push(`drill:engine must be "local" or "docker", got "${engine}"`);
+    const keepPristine = raw.keepPristine === undefined || raw.keepPristine === "" ? "true" : raw.keepPristine;
+    if (keepPristine !== "true" && keepPristine !== "false") problems.push(`drill:keepPristine must be "true" or "false", got "${raw.keepPristine}"`);
     if (!raw.password) problems.push("drill:password is not set: `npm run drill` sets one, or run `npm run pulumi -- config set --secret drill:password <random> --stack <drill stack>`");
     if (raw.port === undefined || raw.port === "") {
         problems.push("drill:port is not set: `npm run drill` and `npm run pulumi -- … --stack <drill stack>` pick a free port and keep it in .state/drill/<stack>/, or set one with `npm run pulumi -- config set drill:port <port> --stack <drill stack>`");
@@ -89,6 +98,7 @@ export function parseDrillConfig(raw: RawConfig, baseDir: string): DrillConfig {
         seed: raw.seed || "../../../.state/venv/bin/python scripts/seed_sample.py",
         image: raw.image || DEFAULT_DRILL_IMAGE,
         containerName: raw.containerName || "protea-drill-postgres",
+        keepPristine: keepPristine !== "false",
     };
     if (problems.length > 0) throw new RolloutConfigError(problems);
     return config;

@@ -10,6 +10,7 @@ import * as path from "node:path";
 import type { EngineEvent } from "@pulumi/pulumi/automation";
 import type { Client } from "pg";
 import { run } from "./processes";
+import type { LoadRecord } from "./pristineCopy";
 import type { Rehearsal } from "./rehearsal";
 
 export interface StepTiming {
@@ -43,6 +44,13 @@ export interface DrillReport {
     backupBytes?: number;
     /** pg_database_size of the clone after the rollout. */
     databaseBytes?: number;
+    /**
+     * Local engine, from a dump: how the clone was loaded: `restored`
+     * (pg_restore, and a pristine copy kept for the next drill) or `cloned`
+     * (a copy of an earlier drill's pristine copy of the same dump), with its
+     * times (lib/pristineCopy.ts LoadRecord) and a one-line summary.
+     */
+    load?: LoadRecord & { summary: string };
     steps: StepTiming[];
     engineMillis: Record<string, number>;
     checks: Check[];
@@ -90,6 +98,7 @@ export function renderMarkdown(report: DrillReport): string {
         `Stack \`${report.stack}\`, engine \`${report.engine}\`, source: ${report.source}.`,
         `Rows: ${Object.entries(report.rows).map(([table, n]) => `${table} ${n}`).join(", ") || "—"}. ` +
             `Database: ${formatBytes(report.databaseBytes)}. Source dump: ${formatBytes(report.sourceDumpBytes)}. Pre-flight backup: ${formatBytes(report.backupBytes)}.`,
+        ...(report.load ? [`Load: ${report.load.summary}.`] : []),
         "",
         "| step | this drill | runbook (drill clone) |",
         "| --- | --- | --- |",

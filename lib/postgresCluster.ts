@@ -122,6 +122,8 @@ const DURABILITY_OFF_SETTINGS: Record<string, string> = {
     wal_level: "minimal",
     max_wal_senders: "0",
     // Restores build indexes and write WAL in bulk: fewer sorts spilling to disk, fewer checkpoints.
+    // The drill's pg_restore sessions ask for more (up to 1GB, sized from the machine's memory) through
+    // PGOPTIONS (lib/drillRestore.ts); this is the floor for every other session of the clone.
     maintenance_work_mem: "'512MB'",
     max_wal_size: "'8GB'",
     checkpoint_timeout: "'30min'",
@@ -776,6 +778,156 @@ export function clusterLocation(
         }
     }
     return { dir, preferred: wanted, relocated: true };
+}
+
+// ---------------------------------------------------------------------------
+// A cluster from a copied data directory (the drill's pristine copies), and
+// stopping and starting a detached cluster's server in place
+// ---------------------------------------------------------------------------
+
+/** The server major version of `binDir`'s postgres ("15"), as a data directory's PG_VERSION says it. */
+export function serverMajorVersion(binDir = findPostgresBinDir()): string | undefined {
+    if (!binDir) return undefined;
+    const result = spawnSync(path.join(binDir, "postgres"), ["--version"], { encoding: "utf8", env: serverToolEnv() });
+    return /\b(\d+)(?:\.\d+)*\b/.exec(result.stdout ?? "")?.[1];
+}
+
+/** What `<dataDir>/postmaster.pid` says of a running server: pid, port and socket directory. */
+function postmasterInfo(dataDir: string): { pid: number; port: number; socketDir: string } | undefined {
+    try {
+        const lines = fs.readFileSync(path.join(dataDir, "postmaster.pid"), "utf8").split("\n");
+        const pid = Number(lines[0]);
+        const port = Number(lines[3]);
+        const socketDir = (lines[4] ?? "").trim();
+        return Number.isInteger(pid) && pid > 0 && Number.isInteger(port) && socketDir ? { pid, port, socketDir } : undefined;
+    } catch {
+        return undefined;
+    }
+}
+
+/**
+ * Sets the application role's password in the running detached cluster of
+ * `stateDir` (`undefined`: clears it, PASSWORD NULL, and rewrites pg_authid
+ * (VACUUM FULL), so its files no longer hold the old verifier even as a dead
+ * row; then switches to a new WAL file and checkpoints, so a copy that keeps
+ * only the next checkpoint's WAL file holds none of the earlier records), as
+ * the bootstrap superuser over the cluster's private socket. Only the SCRAM
+ * verifier reaches the server; nothing puts it in a process's arguments or the
+ * log.
+ */
+export async function setRolePasswordInDir(stateDir: string, user: string, password: string | undefined): Promise<void> {
+    const info = postmasterInfo(path.join(stateDir, "data"));
+    if (!info || !isProcessAlive(info.pid)) throw new Error(`no server runs in ${stateDir}`);
+    await withClient({ host: info.socketDir, port: info.port, user: BOOTSTRAP_SUPERUSER, database: "postgres" }, async (client) => {
+        const verifier = password === undefined ? "NULL" : client.escapeLiteral(scramSha256Verifier(password));
+        await client.query(`ALTER ROLE ${client.escapeIdentifier(user)} PASSWORD ${verifier}`);
+        if (password !== undefined) return;
+        await client.query("VACUUM FULL pg_catalog.pg_authid");
+        await client.query("SELECT pg_switch_wal()");
+        await client.query("CHECKPOINT");
+    });
+}
+
+/** Stops the server of a detached cluster in `stateDir` cleanly (a shutdown checkpoint), keeping its files. */
+export async function stopServerInDir(stateDir: string, options: Pick<PostgresClusterOptions, "binDir" | "serverOsUser" | "log"> = {}): Promise<void> {
+    const dataDir = path.join(stateDir, "data");
+    const pid = readPostmasterPid(dataDir);
+    if (pid === undefined || !isProcessAlive(pid)) return;
+    const binDir = options.binDir ?? findPostgresBinDir();
+    if (!binDir) throw new PostgresNotInstalledError("cannot stop the cluster without pg_ctl");
+    (options.log ?? (() => undefined))(`postgres: stopping (postmaster ${pid}), keeping ${dataDir}`);
+    await runAsServer(resolveServerAccount(options.serverOsUser ?? "postgres"), path.join(binDir, "pg_ctl"), ["stop", "-D", dataDir, "-m", "fast", "-w", "-t", "60", "-s"], "/");
+    if (!(await waitUntil(() => !isProcessAlive(pid), 10_000))) throw new Error(`postmaster ${pid} is still running after pg_ctl stop`);
+}
+
+/** Starts the server of a detached cluster in `stateDir` again, with the settings it was started with. Returns its postmaster's pid. */
+export async function startServerInDir(stateDir: string, options: Pick<PostgresClusterOptions, "binDir" | "serverOsUser" | "log"> = {}): Promise<number> {
+    const dataDir = path.join(stateDir, "data");
+    const binDir = options.binDir ?? findPostgresBinDir();
+    if (!binDir) throw new PostgresNotInstalledError("cannot start the cluster without pg_ctl");
+    const logFile = path.join(stateDir, "postgres.log");
+    (options.log ?? (() => undefined))(`postgres: starting ${dataDir} again`);
+    try {
+        await runAsServer(resolveServerAccount(options.serverOsUser ?? "postgres"), path.join(binDir, "pg_ctl"), ["start", "-D", dataDir, "-l", logFile, "-w", "-t", "60", "-s"], stateDir);
+    } catch (error) {
+        throw new Error(`pg_ctl start failed: ${(error as Error).message}\nserver log (${logFile}):\n${serverLogTail(logFile)}`);
+    }
+    const pid = readPostmasterPid(dataDir);
+    if (pid === undefined) throw new Error(`server started but ${dataDir}/postmaster.pid is unreadable`);
+    return pid;
+}
+
+/**
+ * What `pg_controldata` says of a stopped cluster's data directory: its state
+ * ("shut down" after a clean stop) and the WAL file of its last checkpoint's
+ * REDO point, the only WAL a cleanly stopped cluster needs to start.
+ */
+export async function controlData(dataDir: string, binDir = findPostgresBinDir()): Promise<{ state: string; redoWalFile: string }> {
+    if (!binDir) throw new PostgresNotInstalledError("cannot read the control file without pg_controldata");
+    const { stdout } = await runCommand(path.join(binDir, "pg_controldata"), ["-D", dataDir], { env: { ...serverToolEnv(), LC_ALL: "C" } });
+    const field = (name: string) => new RegExp(`^${name}:\\s*(.*)$`, "m").exec(stdout)?.[1]?.trim() ?? "";
+    return { state: field("Database cluster state"), redoWalFile: field("Latest checkpoint's REDO WAL file") };
+}
+
+/** Options for {@link startClusterFromCopy}. */
+export interface ClusterFromCopyOptions extends Pick<PostgresClusterOptions, "user" | "durabilityOff" | "settings" | "binDir" | "serverOsUser" | "log"> {
+    /** Absent or empty: receives `data` (the copy), the socket and the log, as {@link startPostgresCluster} lays them out. */
+    stateDir: string;
+    /** A cleanly stopped cluster's data directory, copied (never linked, never modified). */
+    fromDataDir: string;
+    port: number;
+    /** The application role's new password (printable ASCII). */
+    password: string;
+}
+
+/**
+ * Starts a detached cluster (as `startPostgresCluster({ detached: true })`)
+ * from a full copy of `fromDataDir` instead of initdb: the same settings file,
+ * pg_hba rules, port and socket as a fresh one, and the application role's
+ * password set again (whatever the copy held). Stop it with
+ * {@link stopClusterInDir}. Cleans up after itself if any step fails.
+ */
+export async function startClusterFromCopy(options: ClusterFromCopyOptions): Promise<{ port: number; postmasterPid: number; dataDir: string; copySeconds: number; startSeconds: number }> {
+    const log = options.log ?? (() => undefined);
+    const user = options.user ?? "protea";
+    scramSha256Verifier(options.password); // fails early on a password it cannot take
+    if (!fs.existsSync(path.join(options.fromDataDir, "PG_VERSION"))) throw new Error(`${options.fromDataDir} is not a data directory`);
+    const binDir = await ensurePostgresBinDir(options);
+    const account = resolveServerAccount(options.serverOsUser ?? "postgres");
+    const rootDir = await prepareRootDir(options.stateDir);
+    const dataDir = path.join(rootDir, "data");
+    const logFile = path.join(rootDir, "postgres.log");
+    const longSocketPath = path.join(rootDir, "socket").length > MAX_SOCKET_DIR_LENGTH;
+    const socketDir = longSocketPath ? await fsp.mkdtemp(path.join(os.tmpdir(), "pgsock-")) : path.join(rootDir, "socket");
+    const live: LiveCluster = { account, pgCtl: path.join(binDir, "pg_ctl"), dataDir, removableDirs: longSocketPath ? [rootDir, socketDir] : [rootDir] };
+    try {
+        if (!longSocketPath) await fsp.mkdir(socketDir);
+        await handOver(rootDir, account);
+        await handOver(socketDir, account);
+        await assertServerCanWrite(rootDir, account);
+        const copyStarted = Date.now();
+        log(`postgres: copying ${options.fromDataDir} to ${dataDir} (no initdb)`);
+        await runCommand("cp", ["-a", "--reflink=auto", "--", options.fromDataDir, dataDir]);
+        if (isRoot() && fs.statSync(dataDir).uid !== account.uid) await runCommand("chown", ["-R", `${account.uid}:${account.gid}`, "--", dataDir]);
+        await fsp.chmod(dataDir, 0o700);
+        for (const file of ["postmaster.pid", "postmaster.opts"]) await fsp.rm(path.join(dataDir, file), { force: true });
+        await fsp.writeFile(path.join(dataDir, "pg_hba.conf"), clusterHbaRules(BOOTSTRAP_SUPERUSER));
+        const conf = fs.readFileSync(path.join(dataDir, "postgresql.conf"), "utf8");
+        if (!conf.includes("include 'protea_cluster.conf'")) await fsp.appendFile(path.join(dataDir, "postgresql.conf"), "\ninclude 'protea_cluster.conf'\n");
+        const copySeconds = (Date.now() - copyStarted) / 1000;
+
+        const startStarted = Date.now();
+        const port = await startOnFreePort(live, socketDir, logFile, { ...options, detached: true }, log);
+        const postmasterPid = readPostmasterPid(dataDir);
+        if (postmasterPid === undefined) throw new Error(`server started but ${dataDir}/postmaster.pid is unreadable`);
+        await setRolePasswordInDir(rootDir, user, options.password);
+        await assertPasswordLoginWorks({ host: LOOPBACK, port, user, password: options.password, database: "postgres" });
+        log(`postgres: ready on ${LOOPBACK}:${port} (from a copy; role ${user}, scram-sha-256)`);
+        return { port, postmasterPid, dataDir, copySeconds, startSeconds: (Date.now() - startStarted) / 1000 };
+    } catch (error) {
+        await stopCluster(live, undefined, log).catch(() => undefined);
+        throw error;
+    }
 }
 
 // ---------------------------------------------------------------------------

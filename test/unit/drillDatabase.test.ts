@@ -168,7 +168,9 @@ describe("the drill database, local engine", () => {
         const commands = ["drill-cluster", "drill-load"].flatMap((name) => [registered(name).inputs.create, registered(name).inputs.delete ?? ""]);
         for (const command of commands) expect(command).not.toContain(PROJECT_ROOT);
         expect(registered("drill-cluster").inputs.create).toContain("--state-dir .state/elsewhere --port");
-        expect(registered("drill-load").inputs.create).toMatch(/restore-dump --dump dumps\/pre-t16\.dump --jobs 4/);
+        // A dump: the cluster starts from its pristine copy when one was kept, the load restores (and keeps one) otherwise.
+        expect(registered("drill-cluster").inputs.create).toMatch(/start-from-dump --state-dir \.state\/elsewhere --port 55432 --dump dumps\/pre-t16\.dump$/);
+        expect(registered("drill-load").inputs.create).toMatch(/load-dump --state-dir \.state\/elsewhere --dump dumps\/pre-t16\.dump --jobs 4/);
 
         await build(args({ engine: "local", sourceDump: undefined, appDir: path.join(PROJECT_ROOT, "test/fixtures/protea") }));
         expect(registered("drill-load").inputs.create).toContain("load-sample --app-dir test/fixtures/protea ");
