@@ -74,7 +74,7 @@ async function main(): Promise<void> {
         const dir = path.join(scratch, name);
         const main = typescript ? "index.ts" : "index.js";
         fs.mkdirSync(dir);
-        fs.writeFileSync(path.join(dir, "Pulumi.yaml"), `name: empty\nruntime:\n  name: nodejs\n  options:\n    typescript: ${typescript}\n`);
+        fs.writeFileSync(path.join(dir, "Pulumi.yaml"), `name: ${name}\nruntime:\n  name: nodejs\n  options:\n    typescript: ${typescript}\n`);
         fs.writeFileSync(path.join(dir, "package.json"), `{ "name": "empty", "private": true, "main": "${main}" }\n`);
         fs.writeFileSync(path.join(dir, main), typescript ? "export {};\n" : "module.exports = {};\n");
         fs.symlinkSync(path.join(PROJECT_ROOT, "node_modules"), path.join(dir, "node_modules"));

@@ -25,10 +25,15 @@ Where a preview, an up, a no-op up and the rollback spend their time
 (figures only, asserts nothing).
 
   --rounds N           runs of each, medians printed (default 3)
-  --embedding-rows N   dataset_embedding rows to seed (default 0: the default sample)
+  --datasets N         datasets to seed (default 3000)
+  --models N           reranker models to seed (default 12000)
+  --embedding-rows N   dataset_embedding rows to seed (default 0)
   --help               this text`;
 
-const flags = benchFlags({ rounds: { default: 3, min: 1 }, "embedding-rows": { default: 0, min: 0 } }, USAGE);
+const flags = benchFlags(
+    { rounds: { default: 3, min: 1 }, datasets: { default: 3000, min: 1 }, models: { default: 12_000, min: 0 }, "embedding-rows": { default: 0, min: 0 } },
+    USAGE,
+);
 
 /** One line of the profile log (lib/profileLog.ts). */
 interface Logged {
@@ -116,7 +121,8 @@ async function engineRun(stack: TestStack, args: string[], log: string): Promise
     }
     // What ran outside the steps: the preview's probe (the dry run), the program's own children.
     for (const line of logged.filter((l) => !steps.some((step) => l.at >= step.start && l.at <= step.end + 50))) {
-        const key = line.loadMs !== undefined ? `  outside the steps: ${line.what} (node start + module load ${(line.loadMs / 1000).toFixed(2)} s), in all` : `  outside the steps: ${line.what}`;
+        if (line.loadMs !== undefined) phases.set(`  outside the steps: ${line.what}, node start + module load`, line.loadMs);
+        const key = `  outside the steps: ${line.what}${line.loadMs !== undefined ? ", in all" : ""}`;
         phases.set(key, (phases.get(key) ?? 0) + line.ms);
     }
     if (steps.length > 0) phases.set("last step to the summary", summary - lastStep);
@@ -176,7 +182,10 @@ async function main(): Promise<void> {
     let stack: TestStack | undefined;
     try {
         expectSuccess(await alembic(cluster.sqlalchemyUrl, "upgrade", EXPECTED_HEAD), "alembic upgrade");
-        expectSuccess(await seedSample(cluster.sqlalchemyUrl, ["--embedding-rows", String(flags["embedding-rows"])]), "seed");
+        expectSuccess(
+            await seedSample(cluster.sqlalchemyUrl, ["--datasets", String(flags.datasets), "--reranker-models", String(flags.models), "--embedding-rows", String(flags["embedding-rows"])]),
+            "seed",
+        );
         stack = await newTestStack(PROJECT_ROOT, fixtureStackConfig(cluster.sqlalchemyUrl, path.join(workDir, "backups")));
         removeOnExit(path.join(PROJECT_ROOT, `Pulumi.${stack.stack.name}.yaml`));
         const s = stack;
@@ -208,7 +217,7 @@ async function main(): Promise<void> {
             ["bash scripts/build-tools.sh (each npm run)", fixedCost("bash", ["scripts/build-tools.sh"], 3)],
         ] as const;
         const sections = [
-            `profile: ${flags.rounds} rounds after one warm-up; the fixture sample with ${flags["embedding-rows"]} embedding rows`,
+            `profile: ${flags.rounds} rounds after one warm-up; ${flags.datasets} datasets, ${flags.models} reranker models, ${flags["embedding-rows"]} embedding rows`,
             `machine: ${machineLine(loadBefore)}`,
             "",
             `fixed costs, median of 3-5\n${table([["what", "median"], ...fixed.map(([what, ms]) => [what, `${(ms / 1000).toFixed(2)} s`])])}`,
