@@ -6,6 +6,7 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import { parseFlags } from "../lib/cliFlags";
+import { runShell, tail } from "../lib/processes";
 
 /** One progress line on stderr; stdout is kept for the final summary. */
 export function say(line: string): void {
@@ -40,6 +41,13 @@ export function benchFlags<S extends FlagSpec>(spec: S, usage: string): FlagValu
         values[name] = value;
     }
     return values as FlagValues<S>;
+}
+
+/** Runs a shell command with `extra` in its environment; a failure throws, naming `what`, with the end of its output. */
+export async function must(what: string, command: string, extra: Record<string, string>): Promise<{ stdout: string; stderr: string }> {
+    const result = await runShell(command, { env: { ...process.env, ...extra } });
+    if (result.code !== 0) throw new Error(`${what} failed (exit ${result.code}):\n${tail(result.stderr || result.stdout)}`);
+    return result;
 }
 
 export function median(values: readonly number[]): number {

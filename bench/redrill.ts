@@ -28,7 +28,7 @@
  * Target (issue 12, P2b): the second drill's load at most 0.05x the first's.
  */
 import { spawnSync } from "node:child_process";
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -40,8 +40,10 @@ import { type LoadRecord, pristineRoot, sha256File } from "../lib/pristineCopy";
 import { run, runShell, tail } from "../lib/processes";
 import { missingTools, parseRolloutResult, projectCommand } from "../lib/rolloutCli";
 import { stepMillis, timed } from "../lib/shell";
+import { queryScalar } from "../test/integration/helpers/db";
 import { alembic, EXPECTED_HEAD, expectSuccess, seedSample } from "../test/integration/helpers/fixture";
-import { benchFlags, cleanupOnExit, loadAverage, machineLine, median, removeOnExit, say, table } from "./common";
+import { treeDigest } from "../test/integration/helpers/snapshots";
+import { benchFlags, cleanupOnExit, loadAverage, machineLine, median, must, removeOnExit, say, table } from "./common";
 
 const USAGE = `usage: bash scripts/with-engine.sh npx ts-node --transpile-only bench/redrill.ts [flags]
 
@@ -77,14 +79,6 @@ interface LoadFigures {
     matches: boolean;
 }
 
-const env = (extra: Record<string, string>) => ({ ...process.env, ...extra });
-
-async function must(what: string, command: string, extra: Record<string, string>): Promise<{ stdout: string; stderr: string }> {
-    const result = await runShell(command, { env: env(extra) });
-    if (result.code !== 0) throw new Error(`${what} failed (exit ${result.code}):\n${tail(result.stderr || result.stdout)}`);
-    return result;
-}
-
 async function checksums(config: ClientConfig): Promise<TableChecksum[]> {
     const client = new Client(config);
     await client.connect();
@@ -93,20 +87,6 @@ async function checksums(config: ClientConfig): Promise<TableChecksum[]> {
     } finally {
         await client.end();
     }
-}
-
-/** A digest of every file's path, size and content below `dir` (is the pristine unchanged?). */
-function treeDigest(dir: string): string {
-    const hash = createHash("sha256");
-    const walk = (d: string) => {
-        for (const entry of fs.readdirSync(d, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
-            const full = path.join(d, entry.name);
-            if (entry.isDirectory()) walk(full);
-            else if (entry.isFile()) hash.update(`${path.relative(dir, full)}\0${fs.statSync(full).size}\0`).update(fs.readFileSync(full));
-        }
-    };
-    walk(dir);
-    return hash.digest("hex");
 }
 
 /** One drill's load: start-from-dump + load-dump into a fresh cluster, checked against the source, then the cluster stopped. */
@@ -162,19 +142,13 @@ async function main(): Promise<void> {
         say(`source: fixture schema, ${SOURCE.datasets} datasets, ${SOURCE.models} reranker models, ${flags["embedding-rows"]} embedding rows (seeding)`);
         expectSuccess(await alembic(source.sqlalchemyUrl, "upgrade", EXPECTED_HEAD), "alembic upgrade");
         expectSuccess(await seedSample(source.sqlalchemyUrl, ["--datasets", String(SOURCE.datasets), "--reranker-models", String(SOURCE.models), "--embedding-rows", String(flags["embedding-rows"])]), "seed");
-        const client = new Client(source.clientConfig);
-        await client.connect();
-        try {
-            sourceBytes = Number((await client.query("SELECT pg_database_size(current_database()) AS n")).rows[0].n);
-        } finally {
-            await client.end();
-        }
+        sourceBytes = Number(await queryScalar(source.clientConfig, "SELECT pg_database_size(current_database())"));
         const tables = await checksums(source.clientConfig);
         expected = JSON.stringify(tables);
         rows = tables.reduce((sum, t) => sum + t.rows, 0);
         say(`source: ${tables.map((t) => `${t.table} ${t.rows}`).join(", ")}; pg_dump -F c -Z 1`);
         const t0 = performance.now();
-        const dumped = await run("pg_dump", ["-F", "c", "-Z", "1", "-f", dump], { env: env(source.libpqEnv) });
+        const dumped = await run("pg_dump", ["-F", "c", "-Z", "1", "-f", dump], { env: { ...process.env, ...source.libpqEnv } });
         if (dumped.code !== 0) throw new Error(`pg_dump failed (exit ${dumped.code}):\n${tail(dumped.stderr)}`);
         say(`pg_dump: ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     } finally {

@@ -36,8 +36,9 @@ import { findFreePort, startPostgresCluster } from "../lib/postgresCluster";
 import { run, runShell, tail } from "../lib/processes";
 import { missingTools, parseRolloutResult, projectCommand } from "../lib/rolloutCli";
 import { commandLine, quote, stepMillis, timed } from "../lib/shell";
+import { queryScalar } from "../test/integration/helpers/db";
 import { ensureDockerInstalled, ensurePgvectorImage, runDockerPostgres, startDockerEngine } from "../test/integration/helpers/dockerPostgres";
-import { benchFlags, cleanupOnExit, loadAverage, machineLine, median, removeOnExit, say, table } from "./common";
+import { benchFlags, cleanupOnExit, loadAverage, machineLine, median, must, removeOnExit, say, table } from "./common";
 import { buildRestoreSource, FIXTURE_ROWS, type SourceShape } from "./restoreSource";
 
 const CONTAINER = "protea-bench-restore";
@@ -110,14 +111,6 @@ interface RunFigures {
     version: string;
 }
 
-const env = (extra: Record<string, string>) => ({ ...process.env, ...extra });
-
-async function must(what: string, command: string, extra: Record<string, string>): Promise<{ stdout: string; stderr: string }> {
-    const result = await runShell(command, { env: env(extra) });
-    if (result.code !== 0) throw new Error(`${what} failed (exit ${result.code}):\n${tail(result.stderr || result.stdout)}`);
-    return result;
-}
-
 /** One drill restore: a cluster started as the drill starts it, the drill's load command, the cluster stopped (all but the load untimed). */
 async function drillRun(round: number, workDir: string, dump: string, expected: string): Promise<RunFigures> {
     const where = ["--state-dir", path.join(workDir, `drill-cluster-${round}`), "--relocatable"];
@@ -134,7 +127,7 @@ async function drillRun(round: number, workDir: string, dump: string, expected: 
         const load = timed("load", projectCommand("drill-db.ts", "restore-dump", "--dump", checkoutRelative(dump), "--jobs", flags.jobs));
         const url = `postgresql+psycopg://protea:${encodeURIComponent(password)}@127.0.0.1:${port}/protea`;
         const t0 = performance.now();
-        const result = await runShell(load, { env: env({ PROTEA_DB_URL: url }) });
+        const result = await runShell(load, { env: { ...process.env, PROTEA_DB_URL: url } });
         const seconds = (performance.now() - t0) / 1000;
         if (result.code !== 0) throw new Error(`drill restore failed (exit ${result.code}):\n${tail(result.stderr || result.stdout)}`);
         const tool = parseRolloutResult<{ seconds: number }>(result.stdout);
@@ -218,18 +211,12 @@ async function main(): Promise<void> {
             const t0 = performance.now();
             shape = await buildRestoreSource(source.clientConfig, source.sqlalchemyUrl, flags.rows, say);
             say(`source generated in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
-            const client = new Client(source.clientConfig);
-            await client.connect();
-            try {
-                sourceBytes = Number((await client.query("SELECT pg_database_size(current_database()) AS n")).rows[0].n);
-            } finally {
-                await client.end();
-            }
+            sourceBytes = Number(await queryScalar(source.clientConfig, "SELECT pg_database_size(current_database())"));
             ({ version: sourceVersion, signature: expected, rows: sourceRows } = await contents(source.clientConfig));
             dumpVersion = (await run("pg_dump", ["--version"])).stdout.trim();
             say(`source holds ${expected}`);
             const t1 = performance.now();
-            const dumped = await run("pg_dump", ["-F", "c", "-f", dump], { env: env(source.libpqEnv) });
+            const dumped = await run("pg_dump", ["-F", "c", "-f", dump], { env: { ...process.env, ...source.libpqEnv } });
             if (dumped.code !== 0) throw new Error(`pg_dump failed (exit ${dumped.code}):\n${tail(dumped.stderr)}`);
             say(`pg_dump -F c (${dumpVersion}): ${((performance.now() - t1) / 1000).toFixed(1)} s`);
         } finally {

@@ -30,17 +30,12 @@ type Values = Record<string, string | boolean | undefined>;
 /** What start-from-dump leaves in the cluster folder for load-dump. */
 export const START_RECORD = "drill-start.json";
 
-interface StartRecord {
+/** The start's part of the load record (the clone's timings and pristine), and whether it cloned. */
+type StartRecord = Pick<LoadRecord, "copySeconds" | "startSeconds" | "pristineDir" | "pristineBytes" | "pristineCreatedAt" | "seconds"> & {
     sha256: string;
     hashSeconds: number;
     cloned: boolean;
-    copySeconds?: number;
-    startSeconds?: number;
-    pristineDir?: string;
-    pristineBytes?: number;
-    pristineCreatedAt?: string;
-    seconds: number;
-}
+};
 
 function option(values: Values, name: string): string {
     const value = values[name];

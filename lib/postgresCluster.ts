@@ -542,6 +542,36 @@ function serverLogTail(logFile: string): string {
     }
 }
 
+/** Where a cluster lives: its data directory, log and socket under `stateDir` (the socket in /tmp when that path is too long for one). */
+interface ClusterLayout {
+    account: ServerAccount;
+    binDir: string;
+    rootDir: string;
+    dataDir: string;
+    logFile: string;
+    socketDir: string;
+    live: LiveCluster;
+}
+
+async function clusterLayout(options: Pick<PostgresClusterOptions, "stateDir" | "serverOsUser" | "binDir">): Promise<ClusterLayout & { ownSocketDir: boolean }> {
+    const binDir = await ensurePostgresBinDir(options);
+    const account = resolveServerAccount(options.serverOsUser ?? "postgres");
+    const rootDir = await prepareRootDir(options.stateDir);
+    const longSocketPath = path.join(rootDir, "socket").length > MAX_SOCKET_DIR_LENGTH;
+    const socketDir = longSocketPath ? await fsp.mkdtemp(path.join(os.tmpdir(), "pgsock-")) : path.join(rootDir, "socket");
+    const dataDir = path.join(rootDir, "data");
+    const live: LiveCluster = { account, pgCtl: path.join(binDir, "pg_ctl"), dataDir, removableDirs: longSocketPath ? [rootDir, socketDir] : [rootDir] };
+    return { account, binDir, rootDir, dataDir, logFile: path.join(rootDir, "postgres.log"), socketDir, live, ownSocketDir: !longSocketPath };
+}
+
+/** Makes the layout's folders and hands them to the server's OS user, checking it can write there. */
+async function prepareClusterFolders(layout: ClusterLayout & { ownSocketDir: boolean }): Promise<void> {
+    if (layout.ownSocketDir) await fsp.mkdir(layout.socketDir);
+    await handOver(layout.rootDir, layout.account);
+    await handOver(layout.socketDir, layout.account);
+    await assertServerCanWrite(layout.rootDir, layout.account);
+}
+
 /** Starts a throwaway cluster; see the module comment. Cleans up after itself if any step fails. */
 export async function startPostgresCluster(options: PostgresClusterOptions = {}): Promise<PostgresCluster> {
     const log = options.log ?? (() => undefined);
@@ -551,19 +581,8 @@ export async function startPostgresCluster(options: PostgresClusterOptions = {})
     if (user === BOOTSTRAP_SUPERUSER) throw new Error(`user must differ from the bootstrap superuser '${BOOTSTRAP_SUPERUSER}'`);
     const verifier = scramSha256Verifier(password);
 
-    const binDir = await ensurePostgresBinDir(options);
-    const account = resolveServerAccount(options.serverOsUser ?? "postgres");
-    const rootDir = await prepareRootDir(options.stateDir);
-    const dataDir = path.join(rootDir, "data");
-    const logFile = path.join(rootDir, "postgres.log");
-    const longSocketPath = path.join(rootDir, "socket").length > MAX_SOCKET_DIR_LENGTH;
-    const socketDir = longSocketPath ? await fsp.mkdtemp(path.join(os.tmpdir(), "pgsock-")) : path.join(rootDir, "socket");
-    const live: LiveCluster = {
-        account,
-        pgCtl: path.join(binDir, "pg_ctl"),
-        dataDir,
-        removableDirs: longSocketPath ? [rootDir, socketDir] : [rootDir],
-    };
+    const layout = await clusterLayout(options);
+    const { account, binDir, rootDir, dataDir, logFile, socketDir, live } = layout;
     if (options.detached && !options.stateDir) throw new Error("a detached cluster needs a stateDir to be found and stopped again");
     if (!options.detached) {
         liveClusters.add(live);
@@ -575,10 +594,7 @@ export async function startPostgresCluster(options: PostgresClusterOptions = {})
     const stop = (): Promise<void> => (stopping ??= stopCluster(live, postmasterPid, log));
 
     try {
-        if (!longSocketPath) await fsp.mkdir(socketDir);
-        await handOver(rootDir, account);
-        await handOver(socketDir, account);
-        await assertServerCanWrite(rootDir, account);
+        await prepareClusterFolders(layout);
 
         log(`postgres: initdb in ${dataDir} (as OS user ${account.name})`);
         const initdbArgs = ["-D", dataDir, "-U", BOOTSTRAP_SUPERUSER, "--auth-local=trust", "--auth-host=scram-sha-256"];
@@ -892,19 +908,10 @@ export async function startClusterFromCopy(options: ClusterFromCopyOptions): Pro
     const user = options.user ?? "protea";
     scramSha256Verifier(options.password); // fails early on a password it cannot take
     if (!fs.existsSync(path.join(options.fromDataDir, "PG_VERSION"))) throw new Error(`${options.fromDataDir} is not a data directory`);
-    const binDir = await ensurePostgresBinDir(options);
-    const account = resolveServerAccount(options.serverOsUser ?? "postgres");
-    const rootDir = await prepareRootDir(options.stateDir);
-    const dataDir = path.join(rootDir, "data");
-    const logFile = path.join(rootDir, "postgres.log");
-    const longSocketPath = path.join(rootDir, "socket").length > MAX_SOCKET_DIR_LENGTH;
-    const socketDir = longSocketPath ? await fsp.mkdtemp(path.join(os.tmpdir(), "pgsock-")) : path.join(rootDir, "socket");
-    const live: LiveCluster = { account, pgCtl: path.join(binDir, "pg_ctl"), dataDir, removableDirs: longSocketPath ? [rootDir, socketDir] : [rootDir] };
+    const layout = await clusterLayout(options);
+    const { account, rootDir, dataDir, logFile, socketDir, live } = layout;
     try {
-        if (!longSocketPath) await fsp.mkdir(socketDir);
-        await handOver(rootDir, account);
-        await handOver(socketDir, account);
-        await assertServerCanWrite(rootDir, account);
+        await prepareClusterFolders(layout);
         const copyStarted = Date.now();
         log(`postgres: copying ${options.fromDataDir} to ${dataDir} (no initdb)`);
         await runCommand("cp", ["-a", "--reflink=auto", "--", options.fromDataDir, dataDir]);

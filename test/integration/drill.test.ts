@@ -14,12 +14,12 @@
  */
 import { execFileSync, spawn } from "node:child_process";
 import * as fs from "node:fs";
-import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { DrillReport } from "../../lib/drillReport";
 import { PROJECT_ROOT } from "./helpers/fixture";
+import { listening } from "./helpers/listening";
 import { requireEngine } from "./helpers/requireEngine";
 
 // mkdtemp makes it 0700: the postgres OS user cannot reach anything below it.
@@ -84,21 +84,6 @@ function makeClone(): void {
     for (const dir of ["engine", "venv"]) fs.symlinkSync(path.join(PROJECT_ROOT, ".state", dir), path.join(clone, ".state", dir));
     // Copied, not linked: the tools find their checkout from where they are.
     fs.cpSync(path.join(PROJECT_ROOT, ".state", "tools"), path.join(clone, ".state", "tools"), { recursive: true, verbatimSymlinks: true });
-}
-
-function listening(port: number): Promise<boolean> {
-    return new Promise((resolve) => {
-        const socket = net.connect({ host: "127.0.0.1", port });
-        socket.setTimeout(2_000, () => {
-            socket.destroy();
-            resolve(true);
-        });
-        socket.once("connect", () => {
-            socket.destroy();
-            resolve(true);
-        });
-        socket.once("error", () => resolve(false));
-    });
 }
 
 /** Every create/update/delete command stored in the clone's drill stack, by resource name. */

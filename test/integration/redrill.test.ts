@@ -16,9 +16,8 @@
  * No assertion reads a duration: figures belong to bench/redrill.ts.
  */
 import { spawn } from "node:child_process";
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
-import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { Client } from "pg";
@@ -28,7 +27,9 @@ import { useTemporaryPostgresCluster } from "../../lib/postgresCluster";
 import { PRISTINE_META, sha256File } from "../../lib/pristineCopy";
 import { run } from "../../lib/processes";
 import { alembic, EXPECTED_HEAD, expectSuccess, PROJECT_ROOT, seedSample } from "./helpers/fixture";
+import { listening } from "./helpers/listening";
 import { requireEngine } from "./helpers/requireEngine";
+import { treeDigest } from "./helpers/snapshots";
 
 const stack = `redrill-${randomBytes(4).toString("hex")}`;
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "protea-redrill-"));
@@ -60,35 +61,6 @@ const drill = (...args: string[]) => npmRun("drill", ["--stack", stack, "--sourc
 function latestReport(): { report: DrillReport; markdown: string } {
     const base = fs.readdirSync(reports).filter((f) => /^drill-report-.*\.json$/.test(f)).sort().pop()!.replace(/\.json$/, "");
     return { report: JSON.parse(fs.readFileSync(path.join(reports, `${base}.json`), "utf8")), markdown: fs.readFileSync(path.join(reports, `${base}.md`), "utf8") };
-}
-
-/** Every file's path, size and content below `dir`. */
-function treeDigest(dir: string): string {
-    const hash = createHash("sha256");
-    const walk = (d: string) => {
-        for (const entry of fs.readdirSync(d, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
-            const full = path.join(d, entry.name);
-            if (entry.isDirectory()) walk(full);
-            else hash.update(`${path.relative(dir, full)}\0`).update(fs.readFileSync(full));
-        }
-    };
-    walk(dir);
-    return hash.digest("hex");
-}
-
-function listening(port: number): Promise<boolean> {
-    return new Promise((resolve) => {
-        const socket = net.connect({ host: "127.0.0.1", port });
-        socket.setTimeout(2_000, () => {
-            socket.destroy();
-            resolve(true);
-        });
-        socket.once("connect", () => {
-            socket.destroy();
-            resolve(true);
-        });
-        socket.once("error", () => resolve(false));
-    });
 }
 
 beforeAll(async () => {

@@ -3,7 +3,9 @@
  * schema as pg_dump prints it, and a checksum of every row of every table.
  */
 import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import * as fs from "node:fs";
+import * as path from "node:path";
 import { ClientConfig } from "pg";
 import { queryRows, queryScalar } from "./db";
 
@@ -51,4 +53,18 @@ export function watchProcessList(secret: string, everyMs = 50): () => { samples:
         clearInterval(timer);
         return { samples, hits };
     };
+}
+
+/** A digest of every file's path, size and content below `dir`: are its files as they were? */
+export function treeDigest(dir: string): string {
+    const hash = createHash("sha256");
+    const walk = (d: string) => {
+        for (const entry of fs.readdirSync(d, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+            const full = path.join(d, entry.name);
+            if (entry.isDirectory()) walk(full);
+            else if (entry.isFile()) hash.update(`${path.relative(dir, full)}\0${fs.statSync(full).size}\0`).update(fs.readFileSync(full));
+        }
+    };
+    walk(dir);
+    return hash.digest("hex");
 }
