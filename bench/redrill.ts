@@ -32,7 +32,7 @@ import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { Client, type ClientConfig } from "pg";
+import type { ClientConfig } from "pg";
 import { checkoutRelative } from "../lib/drillConfig";
 import { tableChecksums, type TableChecksum } from "../lib/drillReport";
 import { findFreePort, startPostgresCluster } from "../lib/postgresCluster";
@@ -40,7 +40,7 @@ import { type LoadRecord, pristineRoot, sha256File } from "../lib/pristineCopy";
 import { run, runShell, tail } from "../lib/processes";
 import { missingTools, parseRolloutResult, projectCommand } from "../lib/rolloutCli";
 import { stepMillis, timed } from "../lib/shell";
-import { queryScalar } from "../test/integration/helpers/db";
+import { queryScalar, withDb } from "../test/integration/helpers/db";
 import { alembic, EXPECTED_HEAD, expectSuccess, seedSample } from "../test/integration/helpers/fixture";
 import { treeDigest } from "../test/integration/helpers/snapshots";
 import { benchFlags, cleanupOnExit, loadAverage, machineLine, median, must, removeOnExit, say, table } from "./common";
@@ -79,14 +79,8 @@ interface LoadFigures {
     matches: boolean;
 }
 
-async function checksums(config: ClientConfig): Promise<TableChecksum[]> {
-    const client = new Client(config);
-    await client.connect();
-    try {
-        return await tableChecksums(client);
-    } finally {
-        await client.end();
-    }
+function checksums(config: ClientConfig): Promise<TableChecksum[]> {
+    return withDb(config, tableChecksums);
 }
 
 /** One drill's load: start-from-dump + load-dump into a fresh cluster, checked against the source, then the cluster stopped. */

@@ -23,7 +23,8 @@
  * loader would; then ANALYZE. 480,000 documents make a 2.6 GiB database and
  * a 1.01 GiB pg_dump -F c (default compression), in about 4 minutes on 2 cores.
  */
-import { Client, type ClientConfig } from "pg";
+import type { Client, ClientConfig } from "pg";
+import { withDb } from "../test/integration/helpers/db";
 import { alembic, EXPECTED_HEAD, expectSuccess, seedSample } from "../test/integration/helpers/fixture";
 
 export const FIXTURE_ROWS = { datasets: 2000, models: 200_000 };
@@ -151,15 +152,6 @@ const INDEXES = [
     "ALTER TABLE attachment ADD FOREIGN KEY (reranker_model_id) REFERENCES reranker_model (id) ON DELETE SET NULL",
 ];
 
-async function session<T>(config: ClientConfig, work: (client: Client) => Promise<T>): Promise<T> {
-    const client = new Client(config);
-    await client.connect();
-    try {
-        return await work(client);
-    } finally {
-        await client.end();
-    }
-}
 
 /** Statements over [1, total] in chunks, so progress shows and no statement runs for minutes. */
 async function chunked(client: Client, what: string, total: number, chunk: number, sql: (low: number, high: number) => string, log: (line: string) => void): Promise<void> {
@@ -178,7 +170,7 @@ async function chunked(client: Client, what: string, total: number, chunk: numbe
 export async function buildRestoreSource(config: ClientConfig, sqlalchemyUrl: string, rows: number, log: (line: string) => void): Promise<SourceShape> {
     const shape = sourceShape(rows);
     expectSuccess(await alembic(sqlalchemyUrl, "upgrade", EXPECTED_HEAD), "alembic upgrade");
-    await session(config, async (client) => {
+    await withDb(config, async (client) => {
         await client.query(TABLES);
         await client.query("CREATE EXTENSION IF NOT EXISTS pgcrypto"); // gen_random_bytes; dropped before the dump
     });
@@ -188,15 +180,15 @@ export async function buildRestoreSource(config: ClientConfig, sqlalchemyUrl: st
         (async () => {
             log(`source: seed_sample.py ${seedArgs.join(" ")}`);
             expectSuccess(await seedSample(sqlalchemyUrl, seedArgs), "seed");
-            await session(config, (client) => chunked(client, "attachment", shape.attachments, 25_000, (lo, hi) => fillAttachments(lo, hi, shape.documents, FIXTURE_ROWS.models), log));
+            await withDb(config, (client) => chunked(client, "attachment", shape.attachments, 25_000, (lo, hi) => fillAttachments(lo, hi, shape.documents, FIXTURE_ROWS.models), log));
         })(),
-        session(config, async (client) => {
+        withDb(config, async (client) => {
             await client.query(fillUsers(shape.users));
             await chunked(client, "document", shape.documents, 20_000, (lo, hi) => fillDocuments(lo, hi, shape.users, FIXTURE_ROWS.datasets), log);
             await chunked(client, "event", shape.events, 500_000, (lo, hi) => fillEvents(lo, hi, shape.documents, shape.users), log);
         }),
     ]);
-    await session(config, async (client) => {
+    await withDb(config, async (client) => {
         await client.query("DROP EXTENSION pgcrypto");
         const t0 = performance.now();
         for (const statement of INDEXES) await client.query(statement);

@@ -89,7 +89,8 @@ function hasProgram(error: unknown): boolean {
  * read a newer dump format). `docker-exec`: the container exists, runs, and
  * its pg_dump/pg_restore/psql answer as rollout:dbUser on rollout:dbName.
  * `url`: the host's pg_dump/pg_restore against `serverVersionNum`, which the
- * caller read over its own connection. Read-only; never throws.
+ * caller read over its own connection. Read-only. A missing tool is a
+ * verdict; any other failure to start one (permissions, a broken PATH) throws.
  */
 export async function checkClientTools(target: ClientToolTarget, env: NodeJS.ProcessEnv, serverVersionNum?: number): Promise<ClientToolsVerdict> {
     const runTool = (program: string, args: string[]) => run(program, args, { env });

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { drillRestoreCommand, restoreMaintenanceMemoryMiB, restoreSessionOptions } from "../../lib/drillRestore";
 
 const GiB = 2 ** 30;
-const database = { host: "127.0.0.1", port: 5433, user: "protea", password: "secret-pw", database: "protea" };
+const database = { host: "127.0.0.1", port: 5433, user: "protea", password: "placeholder-pw", database: "protea" };
 
 describe("the drill's restore", () => {
     it("sizes maintenance_work_mem from the machine's memory and the jobs, between 64MB and 1GB", () => {
@@ -21,8 +21,8 @@ describe("the drill's restore", () => {
         const { program, args, env } = drillRestoreCommand({ database, dump: "/backups/prod.dump", jobs: 3 }, { PATH: "/usr/bin" });
         expect(program).toBe("pg_restore");
         expect(args).toEqual(["-j", "3", "--no-owner", "-d", "protea", "/backups/prod.dump"]);
-        expect(args.join(" ")).not.toContain("secret-pw");
-        expect(env).toMatchObject({ PATH: "/usr/bin", PGHOST: "127.0.0.1", PGPORT: "5433", PGPASSWORD: "secret-pw" });
+        expect(args.join(" ")).not.toContain("placeholder-pw");
+        expect(env).toMatchObject({ PATH: "/usr/bin", PGHOST: "127.0.0.1", PGPORT: "5433", PGPASSWORD: "placeholder-pw" });
         expect(env.PGOPTIONS).toMatch(/^-c maintenance_work_mem=\d+MB -c work_mem=\d+MB$/);
     });
 });
