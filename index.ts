@@ -7,20 +7,20 @@
  * Migration and its dependents) the rollback. See components/rolloutGraph.ts.
  *
  * Before anything acts, the program reads where the database stands
- * (lib/rolloutPhase.ts) and, on `up`, takes the database's rollout lock for
- * the whole run (lib/rolloutLock.ts): a second rollout from any stack stops
+ * (lib/runbook/rolloutPhase.ts) and, on `up`, takes the database's rollout lock for
+ * the whole run (lib/runbook/rolloutLock.ts): a second rollout from any stack stops
  * before it changes anything.
  */
 import * as pulumi from "@pulumi/pulumi";
 import { previewReport } from "./components/previewReport";
-import { readStackConfig } from "./lib/programConfig";
+import { readStackConfig } from "./lib/config/programConfig";
 
 export = async () => {
     const { rollout: config, dbUrl, drill } = readStackConfig();
     // In a preview the dry run's probe starts first, while the rest of the program loads: it is the preview's longest part.
     let migrationDeclared: (result: pulumi.Output<unknown>) => void = () => undefined;
     const dryRun = previewReport(config, pulumi.secret(dbUrl), new Promise((resolve) => (migrationDeclared = resolve)));
-    const [{ createRollout, DrillDatabase }, { openRolloutRun }] = await Promise.all([import("./components"), import("./lib/programRun")]);
+    const [{ createRollout, DrillDatabase }, { openRolloutRun }] = await Promise.all([import("./components"), import("./lib/runbook/programRun")]);
 
     const stack = `${pulumi.getProject()}/${pulumi.getStack()}`;
     const reruns = await openRolloutRun(config, { stack, dryRun: pulumi.runtime.isDryRun(), databaseMayNotExistYet: drill !== undefined });

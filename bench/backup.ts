@@ -17,8 +17,8 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { Client } from "pg";
-import { startPostgresCluster } from "../lib/postgresCluster";
-import { run, tail } from "../lib/processes";
+import { startPostgresCluster } from "../lib/postgres/postgresCluster";
+import { run, tail } from "../lib/process/processes";
 import { alembic, EXPECTED_HEAD, expectSuccess, seedSample } from "../test/integration/helpers/fixture";
 import { benchFlags, loadAverage, machineLine, median, removeNow, removeOnExit, say, table } from "./common";
 

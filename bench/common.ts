@@ -1,12 +1,12 @@
 /**
- * What the benchmark scripts share: flags with `--help` (lib/cliFlags.ts),
+ * What the benchmark scripts share: flags with `--help` (lib/process/cliFlags.ts),
  * `bench:` progress lines on stderr, medians, the machine's load, a plain
  * text table, and temporary paths that go away however the script ends.
  */
 import * as fs from "node:fs";
 import * as os from "node:os";
-import { parseFlags } from "../lib/cliFlags";
-import { runShell, tail } from "../lib/processes";
+import { parseFlags } from "../lib/process/cliFlags";
+import { runShell, tail } from "../lib/process/processes";
 
 /** One progress line on stderr; stdout is kept for the final summary. */
 export function say(line: string): void {
@@ -90,7 +90,7 @@ export function cleanupOnExit(cleanup: () => void): () => void {
 /**
  * Removes `file` (a directory recursively) when the process exits, also on
  * SIGINT/SIGTERM/SIGHUP, where `finally` blocks never run. Clusters have the
- * same safety net in lib/postgresCluster.ts. Returns `file`.
+ * same safety net in lib/postgres/postgresCluster.ts. Returns `file`.
  */
 export function removeOnExit(file: string): string {
     leftovers.add(file);
@@ -115,7 +115,7 @@ process.on("exit", () => {
     for (const file of leftovers) fs.rmSync(file, { recursive: true, force: true });
 });
 for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
-    // Exiting runs the "exit" handlers: these paths, and lib/postgresCluster's clusters.
+    // Exiting runs the "exit" handlers: these paths, and lib/postgres/postgresCluster's clusters.
     process.on(signal, () => {
         say(`${signal}: cleaning up`);
         process.exit(128 + os.constants.signals[signal]);

@@ -6,7 +6,7 @@
  * phases (from its events: CLI start, language host and program load, the
  * program's own work before the first step, each step, the finish) and, per
  * step, the project tool's start and every process it ran (PROTEA_PROFILE_LOG,
- * lib/profileLog.ts). Fixed costs are timed on their own. Prints medians over
+ * lib/process/profileLog.ts). Fixed costs are timed on their own. Prints medians over
  * `--rounds`; asserts nothing.
  */
 import { spawnSync } from "node:child_process";
@@ -14,7 +14,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import type { EngineEvent } from "@pulumi/pulumi/automation";
-import { startPostgresCluster } from "../lib/postgresCluster";
+import { startPostgresCluster } from "../lib/postgres/postgresCluster";
 import { newTestStack, npmRun, TestStack } from "../test/integration/helpers/engine";
 import { alembic, EXPECTED_HEAD, expectSuccess, FIXTURE_PYTHON, fixtureStackConfig, PROJECT_ROOT, seedSample } from "../test/integration/helpers/fixture";
 import { benchFlags, loadAverage, machineLine, median, removeNow, removeOnExit, say, table } from "./common";
@@ -35,7 +35,7 @@ const flags = benchFlags(
     USAGE,
 );
 
-/** One line of the profile log (lib/profileLog.ts). */
+/** One line of the profile log (lib/process/profileLog.ts). */
 interface Logged {
     what: string;
     ms: number;
@@ -211,7 +211,7 @@ async function main(): Promise<void> {
             ["protea-rollout --help (a step's tool, compiled)", fixedCost("protea-rollout", ["--help"])],
             ["node: require @pulumi/pulumi", fixedCost("node", ["-e", "require('@pulumi/pulumi')"])],
             ["node: require @pulumi/pulumi, @pulumi/command, @pulumi/docker", fixedCost("node", ["-e", "require('@pulumi/pulumi'); require('@pulumi/command'); require('@pulumi/docker')"])],
-            ["node + ts-node: load index.ts's modules (the language host's way)", fixedCost("node", ["-e", "require('ts-node').register({ transpileOnly: true }); require('./components'); require('./lib/programRun'); require('./lib/programConfig')"], 3)],
+            ["node + ts-node: load index.ts's modules (the language host's way)", fixedCost("node", ["-e", "require('ts-node').register({ transpileOnly: true }); require('./components'); require('./lib/runbook/programRun'); require('./lib/config/programConfig')"], 3)],
             ["python: import alembic and sqlalchemy (each alembic call)", fixedCost(FIXTURE_PYTHON, ["-c", "import alembic.config, sqlalchemy"])],
             ["bash scripts/ensure-engine.sh (each npm run)", fixedCost("bash", ["scripts/ensure-engine.sh"], 3)],
             ["bash scripts/build-tools.sh (each npm run)", fixedCost("bash", ["scripts/build-tools.sh"], 3)],

@@ -13,7 +13,7 @@
  *     (PROTEA_DB_URL), wrapped in its `timed "load"`.
  * A drill's load is both commands' wall time (the clone's work happens in the
  * first, the restore's in the second). After each load, every table's row
- * count and checksum (lib/drillReport.ts tableChecksums) is compared with the
+ * count and checksum (lib/drill/drillReport.ts tableChecksums) is compared with the
  * source's; the pristine's files are compared before and after the clones.
  *
  * The source: the fixture's schema and sample (2,000 datasets, 200,000
@@ -33,13 +33,14 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import type { ClientConfig } from "pg";
-import { checkoutRelative } from "../lib/drillConfig";
-import { tableChecksums, type TableChecksum } from "../lib/drillReport";
-import { findFreePort, startPostgresCluster } from "../lib/postgresCluster";
-import { type LoadRecord, pristineRoot, sha256File } from "../lib/pristineCopy";
-import { run, runShell, tail } from "../lib/processes";
-import { missingTools, parseRolloutResult, projectCommand } from "../lib/rolloutCli";
-import { stepMillis, timed } from "../lib/shell";
+import { checkoutRelative } from "../lib/config/drillConfig";
+import { tableChecksums, type TableChecksum } from "../lib/drill/drillReport";
+import { findFreePort, startPostgresCluster } from "../lib/postgres/postgresCluster";
+import { type LoadRecord, pristineRoot, sha256File } from "../lib/drill/pristineCopy";
+import { run, runShell, tail } from "../lib/process/processes";
+import { missingTools } from "../lib/process/builtTools";
+import { parseRolloutResult, projectCommand } from "../lib/runbook/rolloutCli";
+import { stepMillis, timed } from "../lib/process/shell";
 import { queryScalar, withDb } from "../test/integration/helpers/db";
 import { alembic, EXPECTED_HEAD, expectSuccess, seedSample } from "../test/integration/helpers/fixture";
 import { treeDigest } from "../test/integration/helpers/snapshots";

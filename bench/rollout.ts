@@ -20,10 +20,10 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { parseRolloutConfig, RolloutConfig } from "../lib/config";
-import { PostgresCluster, startPostgresCluster } from "../lib/postgresCluster";
-import { runShell, tail } from "../lib/processes";
-import { andThen, commandLine, inDirectory, quote, stepMillis, timed } from "../lib/shell";
+import { parseRolloutConfig, RolloutConfig } from "../lib/config/config";
+import { PostgresCluster, startPostgresCluster } from "../lib/postgres/postgresCluster";
+import { runShell, tail } from "../lib/process/processes";
+import { andThen, commandLine, inDirectory, quote, stepMillis, timed } from "../lib/process/shell";
 import { queryScalar } from "../test/integration/helpers/db";
 import { newTestStack, npmRun, TestStack } from "../test/integration/helpers/engine";
 import { alembic, EXPECTED_HEAD, expectSuccess, fixtureStackConfig, PROJECT_ROOT, seedSample } from "../test/integration/helpers/fixture";
@@ -66,7 +66,7 @@ interface Side {
 const sql = (text: string) => quote(text.replace(/\s+/g, " ").trim());
 const literal = (text: string) => `'${text.replace(/'/g, "''")}'`;
 
-/** The runbook's steps as an operator types them, in its order, each timed (lib/shell.ts `timed`). */
+/** The runbook's steps as an operator types them, in its order, each timed (lib/process/shell.ts `timed`). */
 function runbookSteps(config: RolloutConfig, dump: string): { label: string; what: string; command: string }[] {
     const inApp = (command: string) => inDirectory(config.appDir, command);
     // The product's migrate step sets this lock_timeout too; the runbook does not, and it costs nothing here.

@@ -10,7 +10,7 @@
  * - product: the rollout's migrate step as its stored command runs it
  *   (components/migration.ts): `protea-rollout migrate --direction up` with
  *   `--lock-timeout <t>` per try and `--lock-budget`, i.e. the lock-aware
- *   apply (lib/lockAwareApply.ts) with its gates and advisory locks.
+ *   apply (lib/runbook/lockAwareApply.ts) with its gates and advisory locks.
  *
  * Scenarios:
  *
@@ -39,10 +39,10 @@
  */
 import { spawn } from "node:child_process";
 import { Client } from "pg";
-import { DEFAULT_NEW_COLUMNS, parseDuration } from "../lib/config";
-import { PostgresCluster, startPostgresCluster } from "../lib/postgresCluster";
-import { run, runShell, tail } from "../lib/processes";
-import { inDirectory } from "../lib/shell";
+import { DEFAULT_NEW_COLUMNS, parseDuration } from "../lib/config/config";
+import { PostgresCluster, startPostgresCluster } from "../lib/postgres/postgresCluster";
+import { run, runShell, tail } from "../lib/process/processes";
+import { inDirectory } from "../lib/process/shell";
 import { alembic, alembicCurrent, EXPECTED_HEAD, expectSuccess, FIXTURE_DIR, FIXTURE_PYTHON, seedSample, T16_REVISION } from "../test/integration/helpers/fixture";
 import { benchFlags, loadAverage, machineLine, median, say, table } from "./common";
 

@@ -9,16 +9,16 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
-import { readDumpListing } from "../lib/backup";
-import { databaseFromEnvironment, withDatabase } from "../lib/database";
-import { libpqEnvironment, LibpqSettings } from "../lib/databaseUrl";
-import { resolveDrillPath } from "../lib/drillConfig";
-import { tableChecksums, writeTablesSnapshot } from "../lib/drillReport";
-import { drillRestoreSettings, runDrillRestore } from "../lib/drillRestore";
-import { clusterLocation, relocatedClusterDir, startPostgresCluster, stopClusterInDir } from "../lib/postgresCluster";
-import { loadDumpWithPristine, pristineCommand, startFromDump } from "../lib/drillPristine";
-import { run, runShell, tail } from "../lib/processes";
-import { inDirectory, quote } from "../lib/shell";
+import { readDumpListing } from "../lib/runbook/backup";
+import { databaseFromEnvironment, withDatabase } from "../lib/postgres/database";
+import { libpqEnvironment, LibpqSettings } from "../lib/config/databaseUrl";
+import { resolveDrillPath } from "../lib/config/drillConfig";
+import { tableChecksums, writeTablesSnapshot } from "../lib/drill/drillReport";
+import { drillRestoreSettings, runDrillRestore } from "../lib/drill/drillRestore";
+import { clusterLocation, relocatedClusterDir, startPostgresCluster, stopClusterInDir } from "../lib/postgres/postgresCluster";
+import { loadDumpWithPristine, pristineCommand, startFromDump } from "../lib/drill/drillPristine";
+import { run, runShell, tail } from "../lib/process/processes";
+import { inDirectory, quote } from "../lib/process/shell";
 
 const HELP = `usage: drill-db <command> [options]
 
@@ -129,7 +129,7 @@ async function restoreDump(values: Values): Promise<unknown> {
     const jobs = Number(option(values, "jobs"));
     if (!Number.isInteger(jobs) || jobs < 1) throw new Error(`--jobs must be a whole number of at least 1, got "${values.jobs}"`);
     const bytes = fs.statSync(dump).size;
-    // lib/drillRestore.ts: pg_restore -j from the file, with restore-sized session settings.
+    // lib/drill/drillRestore.ts: pg_restore -j from the file, with restore-sized session settings.
     say(`pg_restore -j ${jobs} ${dump} (${(bytes / 2 ** 20).toFixed(1)} MiB; ${drillRestoreSettings(jobs)})`);
     const started = Date.now();
     const result = await runDrillRestore({ database, dump, jobs });

@@ -10,27 +10,27 @@ import * as fs from "node:fs";
 import * as net from "node:net";
 import * as path from "node:path";
 import { EngineEvent, LocalWorkspace, Stack, StackSettings } from "@pulumi/pulumi/automation";
-import { withDatabase } from "../lib/database";
+import { withDatabase } from "../lib/postgres/database";
 import {
     Check, compareTableData, containersNamed, dockerCloneRemoved, DrillReport, localCloneRemoved, progressLine,
     readTablesSnapshot, renderMarkdown, RUNBOOK_TIMES, StepTiming, TableChecksum, tableChecksums, writeTablesSnapshot,
-} from "../lib/drillReport";
+} from "../lib/drill/drillReport";
 import {
     checkoutRelative, clusterDirSetting, DEFAULT_DRILL_IMAGE, DRILL_TEMPLATE, drillConfigFile, drillTemplateFile, drillWorkDir,
     resolveDrillPath, StackSettingsLike, tablesSnapshotFile, withoutStackSecrets, workingSettings, writeWorkingProject,
-} from "../lib/drillConfig";
-import { clusterLocation, findFreePort, isProcessAlive, readPostmasterPid } from "../lib/postgresCluster";
-import { runShell } from "../lib/processes";
-import { pendingMigrationSql } from "../lib/probes";
-import { pendingSqlChecksum, Rehearsal } from "../lib/rehearsal";
-import { restoreFromDump } from "../lib/restore";
-import { columnStates, nullCounts, schemaMismatches } from "../lib/schemaChecks";
-import { inDirectory } from "../lib/shell";
-import { parseFlags } from "../lib/cliFlags";
-import { PROJECT_ROOT, stackConfig, stackId, urnsOfType } from "../lib/stack";
-import { StackConfig } from "../lib/stackConfig";
-import { sqlalchemyUrl } from "../lib/databaseUrl";
-import { describeLoad, dropPristine, LOAD_RECORD, LoadRecord, pristinesOfDump, PRISTINE_ROOT_SETTING, shaPrefix } from "../lib/pristineCopy";
+} from "../lib/config/drillConfig";
+import { clusterLocation, findFreePort, isProcessAlive, readPostmasterPid } from "../lib/postgres/postgresCluster";
+import { runShell } from "../lib/process/processes";
+import { pendingMigrationSql } from "../lib/preview/probes";
+import { pendingSqlChecksum, Rehearsal } from "../lib/runbook/rehearsal";
+import { restoreFromDump } from "../lib/runbook/restore";
+import { columnStates, nullCounts, schemaMismatches } from "../lib/postgres/schemaChecks";
+import { inDirectory } from "../lib/process/shell";
+import { parseFlags } from "../lib/process/cliFlags";
+import { PROJECT_ROOT, stackConfig, stackId, urnsOfType } from "../lib/runbook/stack";
+import { StackConfig } from "../lib/config/stackConfig";
+import { sqlalchemyUrl } from "../lib/config/databaseUrl";
+import { describeLoad, dropPristine, LOAD_RECORD, LoadRecord, pristinesOfDump, PRISTINE_ROOT_SETTING, shaPrefix } from "../lib/drill/pristineCopy";
 
 const USAGE = `usage: npm run drill -- [options]
 
@@ -97,7 +97,7 @@ class Drill {
         return check.pass;
     }
 
-    /** Runs a Pulumi operation, timing it and printing a line per step (lib/drillReport.ts progressLine). */
+    /** Runs a Pulumi operation, timing it and printing a line per step (lib/drill/drillReport.ts progressLine). */
     async engine<T>(label: string, operation: (onEvent: (e: EngineEvent) => void) => Promise<T>): Promise<T> {
         const started = Date.now();
         const onEvent = (event: EngineEvent) => {
@@ -210,7 +210,7 @@ function isListening(port: number): Promise<boolean> {
 
 /**
  * Opens (creating when new) the drill stack in its working folder
- * .state/drill/<stack> (lib/drillConfig.ts). `fromTemplate`: the stack's
+ * .state/drill/<stack> (lib/config/drillConfig.ts). `fromTemplate`: the stack's
  * config starts again from its tracked template, keeping only the generated
  * salt, drill:password and drill:port of the previous copy, plus `overrides`
  * (this drill's flags); otherwise an existing working copy is kept as it is
@@ -447,7 +447,7 @@ async function rehearsalFacts(drill: Drill, at: string, source: string): Promise
     };
 }
 
-/** drill-db load-dump's record of the load (lib/pristineCopy.ts), if it left one. */
+/** drill-db load-dump's record of the load (lib/drill/pristineCopy.ts), if it left one. */
 function readLoadRecord(file: string): LoadRecord | undefined {
     try {
         return JSON.parse(fs.readFileSync(file, "utf8")) as LoadRecord;

@@ -19,14 +19,14 @@
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { parseFlags } from "../lib/cliFlags";
-import { connect } from "../lib/database";
+import { parseFlags } from "../lib/process/cliFlags";
+import { connect } from "../lib/postgres/database";
 
-import { clearStaleLock, describeProcess, endProcesses, findOrphanedEngineProcesses, findStackLock, pendingOperations, withoutPendingOperations } from "../lib/interruptedRun";
-import { rolloutCommand } from "../lib/rolloutCli";
-import { describeHolder, lockHolders } from "../lib/rolloutLock";
-import { observePhase, RolloutPhase } from "../lib/rolloutPhase";
-import { forgetMigration, openStack, PROJECT_ROOT, stackConfig } from "../lib/stack";
+import { clearStaleLock, describeProcess, endProcesses, findOrphanedEngineProcesses, findStackLock, pendingOperations, withoutPendingOperations } from "../lib/runbook/interruptedRun";
+import { rolloutCommand } from "../lib/runbook/rolloutCli";
+import { describeHolder, lockHolders } from "../lib/runbook/rolloutLock";
+import { observePhase, RolloutPhase } from "../lib/runbook/rolloutPhase";
+import { forgetMigration, openStack, PROJECT_ROOT, stackConfig } from "../lib/runbook/stack";
 
 const USAGE = `usage: npm run recover -- --stack <name>
 

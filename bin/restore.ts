@@ -2,13 +2,13 @@
  * `npm run restore -- --stack <name> --confirm <database>`: the runbook's
  * fallback when the rollback itself fails. Checks the dump first (its
  * recorded SHA-256, then `pg_restore --list`), then drops schema public and
- * restores the dump in one transaction (lib/restore.ts), stamps the expected
+ * restores the dump in one transaction (lib/runbook/restore.ts), stamps the expected
  * head, checks the result, and removes the migration and its dependents
  * from the stack's state, since the database no longer has them.
  */
-import { parseFlags } from "../lib/cliFlags";
-import { RestoreRefused, restoreFromDump } from "../lib/restore";
-import { forgetMigration, openStack, recordOutcome, stackConfig, stackId } from "../lib/stack";
+import { parseFlags } from "../lib/process/cliFlags";
+import { RestoreRefused, restoreFromDump } from "../lib/runbook/restore";
+import { forgetMigration, openStack, recordOutcome, stackConfig, stackId } from "../lib/runbook/stack";
 
 const USAGE = `usage: npm run restore -- --stack <name> --confirm <database name> [--dump FILE [--sha256 HEX]]
 

@@ -8,10 +8,10 @@
  * Its stored commands call the project's tools by name, so any checkout of
  * the project sharing the backend can run it.
  */
-import { parseFlags } from "../lib/cliFlags";
-import { profiled, profileEvent } from "../lib/profileLog";
-import { holdRunLock } from "../lib/rolloutLock";
-import { openStack, recordOutcome, stackConfig, stackId, urnsOfType } from "../lib/stack";
+import { parseFlags } from "../lib/process/cliFlags";
+import { profiled, profileEvent } from "../lib/process/profileLog";
+import { holdRunLock } from "../lib/runbook/rolloutLock";
+import { openStack, recordOutcome, stackConfig, stackId, urnsOfType } from "../lib/runbook/stack";
 
 const USAGE = `usage: npm run rollback -- --stack <name> [--yes] [--preview]
 

@@ -12,23 +12,23 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
-import { alembicRevisions, currentRevisions, judgeDowngrade, judgeRevisions } from "../lib/alembic";
-import { runAppCommand, scrub, secretForms } from "../lib/appCommand";
-import { parseBackfillSummary } from "../lib/backfillSummary";
-import { checkBackupDir, earlierBackups, takeBackup, utcStamp } from "../lib/backup";
-import { checkClientTools, ClientToolTarget } from "../lib/clientTools";
-import { DEFAULT_BACKUP_COMPRESSION, DEFAULT_VERSION_TABLE, NewColumn, parseDuration, PgAccess, resolveSetting } from "../lib/config";
-import { completeDatabaseUrlFromPasswordFile, databaseFromEnvironment, withDatabase } from "../lib/database";
-import { applyInShortTries, LockBudgetSpent, lockBlockers, LockRetryPolicy } from "../lib/lockAwareApply";
-import { describeParityDrift, parityDrift, parseParityCutover } from "../lib/parityDrift";
-import { pendingMigrationSql, runProbes } from "../lib/probes";
-import { stopAllChildren } from "../lib/processes";
-import { profileEvent } from "../lib/profileLog";
-import { PROJECT_ROOT } from "../lib/projectRoot";
-import { BUDGETED_STEPS, BudgetedStep, BudgetPolicy, readRehearsal, seconds, sideBySide, STEP_TITLES, stepBudget } from "../lib/rehearsal";
-import { holdStepLocks } from "../lib/rolloutLock";
-import { columnStates, nullCounts, parityReport, schemaMismatches } from "../lib/schemaChecks";
-import { quote } from "../lib/shell";
+import { alembicRevisions, currentRevisions, judgeDowngrade, judgeRevisions } from "../lib/runbook/alembic";
+import { runAppCommand, scrub, secretForms } from "../lib/runbook/appCommand";
+import { parseBackfillSummary } from "../lib/runbook/backfillSummary";
+import { checkBackupDir, earlierBackups, takeBackup, utcStamp } from "../lib/runbook/backup";
+import { checkClientTools, ClientToolTarget } from "../lib/postgres/clientTools";
+import { BudgetPolicy, DEFAULT_BACKUP_COMPRESSION, DEFAULT_VERSION_TABLE, NewColumn, parseDuration, parseParityCutover, PgAccess, resolveSetting } from "../lib/config/config";
+import { completeDatabaseUrlFromPasswordFile, databaseFromEnvironment, withDatabase } from "../lib/postgres/database";
+import { applyInShortTries, LockBudgetSpent, lockBlockers, LockRetryPolicy } from "../lib/runbook/lockAwareApply";
+import { describeParityDrift, parityDrift } from "../lib/runbook/parityDrift";
+import { pendingMigrationSql, runProbes } from "../lib/preview/probes";
+import { stopAllChildren } from "../lib/process/processes";
+import { profileEvent } from "../lib/process/profileLog";
+import { PROJECT_ROOT } from "../lib/process/projectRoot";
+import { BUDGETED_STEPS, BudgetedStep, readRehearsal, seconds, sideBySide, STEP_TITLES, stepBudget } from "../lib/runbook/rehearsal";
+import { holdStepLocks } from "../lib/runbook/rolloutLock";
+import { columnStates, nullCounts, parityReport, schemaMismatches } from "../lib/postgres/schemaChecks";
+import { quote } from "../lib/process/shell";
 
 const HELP = `usage: rollout <command> [options]   (PROTEA_DB_URL must hold the database URL)
 
@@ -123,7 +123,7 @@ function columnsOption(values: Values): NewColumn[] {
 /** A path option, resolved against this checkout at run time. */
 const pathOption = (values: Values, name: string) => resolveSetting(required(values, name), PROJECT_ROOT);
 
-/** --lock-timeout per try, --lock-retries, --lock-budget: the lock-aware apply (lib/lockAwareApply.ts). */
+/** --lock-timeout per try, --lock-retries, --lock-budget: the lock-aware apply (lib/runbook/lockAwareApply.ts). */
 function lockRetryPolicy(values: Values): LockRetryPolicy {
     const lockTimeoutMs = parseDuration(optional(values, "lock-timeout") ?? DEFAULT_LOCK_TIMEOUT);
     const retries = Number(optional(values, "lock-retries") ?? DEFAULT_LOCK_RETRIES);
@@ -296,7 +296,7 @@ async function migrate(values: Values): Promise<void> {
         const sqlTables =
             direction === "up"
                 ? pendingMigrationSql({ appDir, alembic, expectedHead, targetRevision }, process.env)
-                      .then(async (pending) => (await import("../lib/lockSafety")).tablesInSql(pending.sql))
+                      .then(async (pending) => (await import("../lib/preview/lockSafety")).tablesInSql(pending.sql))
                       .catch((err: Error) => (say(`upgrade: the pending SQL could not be read (${err.message.split("\n")[0]}); watching the new columns' tables only`), []))
                 : Promise.resolve([]);
         const [current, heads] = await Promise.all([

@@ -1,8 +1,8 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
-import type { BackfillCounts } from "../lib/backfillSummary";
-import type { NewColumn } from "../lib/config";
-import { parseRolloutResult, rolloutCommand } from "../lib/rolloutCli";
+import type { BackfillCounts } from "../lib/runbook/backfillSummary";
+import type { NewColumn } from "../lib/config/config";
+import { parseRolloutResult, rolloutCommand } from "../lib/runbook/rolloutCli";
 import { budgetArgs, CommandEnvironment, RehearsalBudget, Rerun, rerunOn, ResumeOnFailure, resumeArgs, SECRET_OUTPUTS } from "./types";
 
 export type { BackfillCounts };

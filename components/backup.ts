@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
-import type { BackupResult, EarlierBackup } from "../lib/backup";
-import { clientToolArgs, parseRolloutResult, rolloutCommand } from "../lib/rolloutCli";
+import type { BackupResult, EarlierBackup } from "../lib/runbook/backup";
+import { clientToolArgs, parseRolloutResult, rolloutCommand } from "../lib/runbook/rolloutCli";
 import { budgetArgs, ClientToolsPlacement, CommandEnvironment, RehearsalBudget, Rerun, rerunOn } from "./types";
 
 /** Where pg_dump runs: the ClientToolsPlacement fields. */

@@ -2,22 +2,16 @@ import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import type * as dockerTypes from "@pulumi/docker";
-import { checkoutRelative, clusterDirSetting, DEFAULT_DRILL_IMAGE, resolveDrillPath, tablesSnapshotFile } from "../lib/drillConfig";
-import { projectCommand } from "../lib/rolloutCli";
-import { commandLine, stepMillis, timed } from "../lib/shell";
+import { checkoutRelative, clusterDirSetting, DEFAULT_DRILL_IMAGE, resolveDrillPath, tablesSnapshotFile } from "../lib/config/drillConfig";
+import type { DrillEngine, DrillSample } from "../lib/config/drillConfig";
+import { projectCommand } from "../lib/runbook/rolloutCli";
+import { commandLine, stepMillis, timed } from "../lib/process/shell";
 
-export type DrillEngine = "local" | "docker";
+/** Defined with the drill's config (lib/config/drillConfig.ts), which parses them. */
+export type { DrillEngine, DrillSample };
 
 /** Where the container reads the clone's password (POSTGRES_PASSWORD_FILE, the official postgres image's convention). */
 export const CONTAINER_PASSWORD_FILE = "/run/secrets/drill-password";
-
-/** A generated PROTEA-shaped sample (test/fixtures/protea/scripts/seed_sample.py). */
-export interface DrillSample {
-    datasets: number;
-    models: number;
-    /** Rows of the bulk embedding table: the knob for a multi-GB clone. */
-    embeddingRows: number;
-}
 
 export interface DrillDatabaseArgs {
     /** `local`: an initdb/pg_ctl cluster under `stateDir`; `docker`: a container of `image`. */
@@ -33,7 +27,7 @@ export interface DrillDatabaseArgs {
      * generated. As configured: "~" or relative to the project root (an
      * absolute path inside the checkout is made relative again). Local engine:
      * the first drill from a dump keeps a pristine copy of the restored data
-     * directory, keyed by the dump's SHA-256 (lib/pristineCopy.ts); a later
+     * directory, keyed by the dump's SHA-256 (lib/drill/pristineCopy.ts); a later
      * drill from the same content starts from a copy of it instead of
      * restoring. The docker engine always restores.
      */
@@ -126,7 +120,7 @@ export class DrillDatabase extends pulumi.ComponentResource {
     private createLocalCluster(name: string, args: DrillDatabaseArgs): pulumi.Resource {
         const where = localClusterArgs(args);
         // From a dump: the cluster starts from a copy of the dump's pristine when an earlier drill kept one
-        // (lib/drillPristine.ts); otherwise (and for the sample) initdb.
+        // (lib/drill/drillPristine.ts); otherwise (and for the sample) initdb.
         const start = args.sourceDump
             ? projectCommand("drill-db.ts", "start-from-dump", ...where, "--port", args.port, "--dump", checkoutRelative(args.sourceDump))
             : projectCommand("drill-db.ts", "start", ...where, "--port", args.port);

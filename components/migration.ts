@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
-import type { NewColumn } from "../lib/config";
-import { parseRolloutResult, rolloutCommand, versionTableArgs } from "../lib/rolloutCli";
+import type { NewColumn } from "../lib/config/config";
+import { parseRolloutResult, rolloutCommand, versionTableArgs } from "../lib/runbook/rolloutCli";
 import { budgetArgs, CommandEnvironment, RehearsalBudget, Rerun, rerunOn, ResumeOnFailure, resumeArgs, SECRET_OUTPUTS } from "./types";
 
 export interface MigrationArgs {
@@ -19,7 +19,7 @@ export interface MigrationArgs {
     versionTable: string;
     /** Columns and indexes the upgrade must create and the downgrade must drop. */
     newColumns: NewColumn[];
-    /** The lock-aware apply (lib/lockAwareApply.ts): lock_timeout of each try, e.g. "2s"; tries after the first; their time budget. */
+    /** The lock-aware apply (lib/runbook/lockAwareApply.ts): lock_timeout of each try, e.g. "2s"; tries after the first; their time budget. */
     lockTimeout: string;
     lockRetries: number;
     lockRetryBudget: string;

@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
-import { clientToolArgs, rolloutCommand, versionTableArgs } from "../lib/rolloutCli";
+import { clientToolArgs, rolloutCommand, versionTableArgs } from "../lib/runbook/rolloutCli";
 import { ClientToolsPlacement, CommandEnvironment, Rerun, rerunOn } from "./types";
 
 export interface PreflightArgs {

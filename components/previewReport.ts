@@ -1,8 +1,8 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
-import type { RolloutConfig } from "../lib/config";
-import { formatProbeReport, parseProbeReport, ProbeReport, redactReport, secretsOf } from "../lib/probeReport";
-import { clientToolArgs, rolloutCommand, versionTableArgs } from "../lib/rolloutCli";
+import type { RolloutConfig } from "../lib/config/config";
+import { formatProbeReport, parseProbeReport, ProbeReport, redactReport, secretsOf } from "../lib/preview/probeReport";
+import { clientToolArgs, rolloutCommand, versionTableArgs } from "../lib/runbook/rolloutCli";
 import { commandEnvironment } from "./types";
 
 /** The dry run as a stack output: every probe's fact (or why it failed) and the preview's warnings. */
@@ -42,7 +42,7 @@ export function probeCommand(config: RolloutConfig): string {
  * database, alembic, the pending SQL and the backfill, logged on the stack
  * and returned as one output. Runs only in preview (`pulumi up` pays nothing
  * and the output is absent after an update); nothing it runs writes (see
- * lib/probes.ts). `dbUrl` reaches the probe only in its environment.
+ * lib/preview/probes.ts). `dbUrl` reaches the probe only in its environment.
  */
 export function previewReport(config: RolloutConfig, dbUrl: pulumi.Input<string>, migrationResult?: Promise<pulumi.Output<unknown>>): pulumi.Output<DryRun> | undefined {
     if (!pulumi.runtime.isDryRun()) return undefined;

@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
-import { rolloutCommand } from "../lib/rolloutCli";
+import { rolloutCommand } from "../lib/runbook/rolloutCli";
 import { Rerun, rerunOn, SECRET_OUTPUTS } from "./types";
 
 export interface QuiesceArgs {

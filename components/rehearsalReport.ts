@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
-import type { BudgetedStep } from "../lib/rehearsal";
-import { parseRolloutResult, rolloutCommand } from "../lib/rolloutCli";
+import type { BudgetedStep } from "../lib/runbook/rehearsal";
+import { parseRolloutResult, rolloutCommand } from "../lib/runbook/rolloutCli";
 import { CommandEnvironment, RehearsalBudget } from "./types";
 
 export interface RehearsalReportArgs {

@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
-import type { RolloutConfig } from "../lib/config";
-import type { PhaseReruns } from "../lib/rolloutPhase";
+import type { RolloutConfig } from "../lib/config/config";
+import type { PhaseReruns } from "../lib/runbook/rolloutPhase";
 import { Backfill } from "./backfill";
 import { Backup } from "./backup";
 import { Migration } from "./migration";
@@ -32,7 +32,7 @@ export interface Rollout {
  * `dbUrl` reaches the commands only through their environment, as a secret.
  * `stack` (`<project>/<stack>`) names this rollout as the holder of the
  * database's rollout lock; `reruns` says which steps the database shows are
- * still needed (lib/rolloutPhase.ts).
+ * still needed (lib/runbook/rolloutPhase.ts).
  */
 export function createRollout(
     config: RolloutConfig,

@@ -1,8 +1,8 @@
 import * as pulumi from "@pulumi/pulumi";
-import type { PgAccess, RolloutConfig } from "../lib/config";
-import { PASSWORD_FILE_VARIABLE } from "../lib/database";
-import type { BudgetedStep } from "../lib/rehearsal";
-import type { Rerun } from "../lib/rolloutPhase";
+import type { PgAccess, RolloutConfig } from "../lib/config/config";
+import { PASSWORD_FILE_VARIABLE } from "../lib/postgres/database";
+import type { BudgetedStep } from "../lib/runbook/rehearsal";
+import type { Rerun } from "../lib/runbook/rolloutPhase";
 
 export type { Rerun };
 
@@ -33,7 +33,7 @@ export interface RehearsalBudget {
     floorMs: number;
 }
 
-/** The tool's options that give a step its rehearsal budget (lib/rehearsal.ts); none without a rehearsal. */
+/** The tool's options that give a step its rehearsal budget (lib/runbook/rehearsal.ts); none without a rehearsal. */
 export function budgetArgs(budget: RehearsalBudget | undefined, step: BudgetedStep): (string | number)[] {
     return budget ? ["--rehearsal", budget.setting, "--budget-step", step, "--budget-multiple", budget.multiple, "--budget-floor", `${budget.floorMs}ms`] : [];
 }
@@ -43,7 +43,7 @@ export const ALL_COMMAND_INPUTS = ["create", "update", "delete", "environment", 
 
 /**
  * The inputs and options that make a step run again when the database needs
- * it (lib/rolloutPhase.ts): the token travels in stdin, which the tools
+ * it (lib/runbook/rolloutPhase.ts): the token travels in stdin, which the tools
  * ignore; when it is kept, the state's value stands and nothing re-runs on its
  * account. `frozen` keeps every input once the step is done.
  */

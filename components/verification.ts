@@ -1,9 +1,8 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
-import type { NewColumn } from "../lib/config";
-import type { ParityCutover } from "../lib/parityDrift";
-import { parseRolloutResult, rolloutCommand } from "../lib/rolloutCli";
-import type { NullCount, ParityReport } from "../lib/schemaChecks";
+import type { NewColumn, ParityCutover } from "../lib/config/config";
+import { parseRolloutResult, rolloutCommand } from "../lib/runbook/rolloutCli";
+import type { NullCount, ParityReport } from "../lib/postgres/schemaChecks";
 import { CommandEnvironment, Rerun, rerunOn, ResumeOnFailure, resumeArgs } from "./types";
 
 export interface VerificationArgs {

@@ -7,7 +7,7 @@ ENGINE_BIN="${STATE_DIR}/engine/bin"
 if [ -x "${ENGINE_BIN}/pulumi" ]; then
     export PATH="${ENGINE_BIN}:${PATH}"
 fi
-# The project's CLIs, which stored commands call by name (lib/rolloutCli.ts).
+# The project's CLIs, which stored commands call by name (lib/runbook/rolloutCli.ts).
 case ":${PATH}:" in
     *":${STATE_DIR}/tools/path:"*) ;;
     *) export PATH="${STATE_DIR}/tools/path:${PATH}" ;;

@@ -1,13 +1,13 @@
 /**
  * The gates read `alembic current` from alembic's version table
- * (lib/alembic.ts currentRevisions) instead of starting alembic: on a real
+ * (lib/runbook/alembic.ts currentRevisions) instead of starting alembic: on a real
  * database the two must agree, at base, at the expected head and at the
  * target, and a version table named in config is read where it lives.
  */
 import { Client } from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { currentRevisions } from "../../lib/alembic";
-import { useTemporaryPostgresCluster } from "../../lib/postgresCluster";
+import { currentRevisions } from "../../lib/runbook/alembic";
+import { useTemporaryPostgresCluster } from "../../lib/postgres/postgresCluster";
 import { alembic, alembicCurrent, EXPECTED_HEAD, expectSuccess, T16_REVISION } from "./helpers/fixture";
 
 const cluster = useTemporaryPostgresCluster({ beforeAll, afterAll });

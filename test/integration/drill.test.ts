@@ -17,7 +17,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { DrillReport } from "../../lib/drillReport";
+import type { DrillReport } from "../../lib/drill/drillReport";
 import { PROJECT_ROOT } from "./helpers/fixture";
 import { listening } from "./helpers/listening";
 import { requireEngine } from "./helpers/requireEngine";

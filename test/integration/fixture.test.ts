@@ -7,7 +7,7 @@
  */
 import * as fs from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { isProcessAlive, useTemporaryPostgresCluster } from "../../lib/postgresCluster";
+import { isProcessAlive, useTemporaryPostgresCluster } from "../../lib/postgres/postgresCluster";
 import {
     clearWriteLog,
     columnExists,

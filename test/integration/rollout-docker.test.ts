@@ -11,7 +11,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { explainDockerFailure } from "../../lib/clientTools";
+import { explainDockerFailure } from "../../lib/postgres/clientTools";
 import { columnExists, countRows, queryScalar, withDb } from "./helpers/db";
 import { inspectContainer, useDockerPostgres } from "./helpers/dockerPostgres";
 import { newTestStack, npmRun as runNpmScript, TestStack } from "./helpers/engine";

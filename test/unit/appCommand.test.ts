@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { runAppCommand, scrub, secretForms } from "../../lib/appCommand";
+import { runAppCommand, scrub, secretForms } from "../../lib/runbook/appCommand";
 
 describe("what an application's command prints", () => {
     it("loses the password, in any form a URL carries it, and every URL's userinfo", () => {

@@ -3,7 +3,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
-import { checkClientTools, clientTool, explainDockerFailure, majorOfToolVersion } from "../../lib/clientTools";
+import { checkClientTools, clientTool, explainDockerFailure, majorOfToolVersion } from "../../lib/postgres/clientTools";
 
 const database = { host: "db", port: 5432, user: "protea", password: "pw", database: "protea" };
 const docker = { access: "docker-exec" as const, container: "protea-postgres-1", dbUser: "protea", dbName: "protea", database };

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { DEFAULT_NEW_COLUMNS, parseRolloutConfig, RolloutConfigError } from "../../lib/config";
+import { DEFAULT_NEW_COLUMNS, parseRolloutConfig, RolloutConfigError } from "../../lib/config/config";
 
 const URL = "postgresql+psycopg://protea:s3cr3t-pw@127.0.0.1:5432/protea";
 

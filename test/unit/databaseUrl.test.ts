@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { libpqEnvironment, parseDatabaseUrl, sqlalchemyUrl } from "../../lib/databaseUrl";
+import { libpqEnvironment, parseDatabaseUrl, sqlalchemyUrl } from "../../lib/config/databaseUrl";
 
 describe("database URLs", () => {
     it("derives libpq settings from the SQLAlchemy URL, decoding escapes", () => {

@@ -4,14 +4,14 @@ import { beforeEach, describe, expect, it } from "vitest";
 import type { EngineEvent } from "@pulumi/pulumi/automation";
 import { createRollout, DrillDatabase, DrillDatabaseArgs } from "../../components";
 import { CONTAINER_PASSWORD_FILE } from "../../components/drillDatabase";
-import { parseDrillConfig, workingSettings, withoutStackSecrets } from "../../lib/drillConfig";
-import { compareTableData, containersNamed, dockerCloneRemoved, progressLine, TableChecksum } from "../../lib/drillReport";
-import { PROJECT_ROOT } from "../../lib/projectRoot";
-import { RolloutConfigError } from "../../lib/config";
-import { clusterLocation, relocatedClusterDir } from "../../lib/postgresCluster";
-import { resolveStackConfig } from "../../lib/stackConfig";
+import { parseDrillConfig, workingSettings, withoutStackSecrets } from "../../lib/config/drillConfig";
+import { compareTableData, containersNamed, dockerCloneRemoved, progressLine, TableChecksum } from "../../lib/drill/drillReport";
+import { PROJECT_ROOT } from "../../lib/process/projectRoot";
+import { RolloutConfigError } from "../../lib/config/config";
+import { clusterLocation, relocatedClusterDir } from "../../lib/postgres/postgresCluster";
+import { resolveStackConfig } from "../../lib/config/stackConfig";
 import { registered, registrations, settle, valueOf } from "./helpers/mocks";
-import { rerunsFor } from "../../lib/rolloutPhase";
+import { rerunsFor } from "../../lib/runbook/rolloutPhase";
 
 const PASSWORD = "test-only-drill-pw";
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { drillRestoreCommand, restoreMaintenanceMemoryMiB, restoreSessionOptions } from "../../lib/drillRestore";
+import { drillRestoreCommand, restoreMaintenanceMemoryMiB, restoreSessionOptions } from "../../lib/drill/drillRestore";
 
 const GiB = 2 ** 30;
 const database = { host: "127.0.0.1", port: 5433, user: "protea", password: "placeholder-pw", database: "protea" };

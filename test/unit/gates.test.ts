@@ -1,9 +1,9 @@
 import { describe, expect, it } from "vitest";
-import { judgeRevisions, parseRevisions } from "../../lib/alembic";
-import { parseBackfillSummary } from "../../lib/backfillSummary";
-import { schemaMismatches } from "../../lib/schemaChecks";
+import { judgeRevisions, parseRevisions } from "../../lib/runbook/alembic";
+import { parseBackfillSummary } from "../../lib/runbook/backfillSummary";
+import { schemaMismatches } from "../../lib/postgres/schemaChecks";
 import { execFileSync } from "node:child_process";
-import { commandLine, quote, stepMillis, timed } from "../../lib/shell";
+import { commandLine, quote, stepMillis, timed } from "../../lib/process/shell";
 
 describe("alembic revisions", () => {
     it("reads revision ids from alembic's output, ignoring log lines", () => {

@@ -24,7 +24,7 @@ import {
     stackLockDirectory,
     TcpSocket,
     withoutPendingOperations,
-} from "../../lib/interruptedRun";
+} from "../../lib/runbook/interruptedRun";
 
 /** What CLI v3.248.0 wrote for a `pulumi up` here (backend/.pulumi/locks/organization/<project>/<stack>/<uuid>.json). */
 const LOCK_JSON = '{"pid":30540,"username":"root","hostname":"vm","timestamp":"2026-11-26T14:18:27.577725685Z"}';

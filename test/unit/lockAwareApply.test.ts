@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { applyInShortTries, backoffMs, gaveUpOnLock, LockBlocker, LockBudgetSpent } from "../../lib/lockAwareApply";
+import { applyInShortTries, backoffMs, gaveUpOnLock, LockBlocker, LockBudgetSpent } from "../../lib/runbook/lockAwareApply";
 
 const reader = (ageSeconds: number): LockBlocker => ({
     pid: 4242, user: "analyst", application: "psql", state: "idle in transaction", ageSeconds,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { parseRolloutConfig } from "../../lib/config";
-import { describeParityDrift, parseParityCutover } from "../../lib/parityDrift";
+import { parseParityCutover, parseRolloutConfig } from "../../lib/config/config";
+import { describeParityDrift } from "../../lib/runbook/parityDrift";
 
 describe("the parity cut-over", () => {
     it("is a time or an id; unset means no drift gate", () => {

@@ -1,5 +1,5 @@
 /**
- * The drill's pristine copies (lib/pristineCopy.ts) on plain folders: only a
+ * The drill's pristine copies (lib/drill/pristineCopy.ts) on plain folders: only a
  * complete copy counts, a half-written one is never used and is cleaned up,
  * a refresh replaces in one step, the WAL is trimmed to the checkpoint's
  * file, and the report's line. The real thing (a cluster) is in
@@ -12,7 +12,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import {
     copyDataDir, describeLoad, dropPristine, findPristine, listPristines, PRISTINE_META, pristinesOfDump, removeAbandonedTemps, savePristine,
     sha256File, stalePristines,
-} from "../../lib/pristineCopy";
+} from "../../lib/drill/pristineCopy";
 
 let dir = "";
 let root = "";

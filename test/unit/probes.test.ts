@@ -2,9 +2,10 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
 import { previewReport, probeCommand } from "../../components/previewReport";
-import { parseRolloutConfig } from "../../lib/config";
-import { condense, formatBytes, formatProbeReport, parseProbeReport, Probe, ProbeReport, PROBE_NAMES, redactReport, secretsOf } from "../../lib/probeReport";
-import { backupSpace, nearestExistingDir, parseBackfillDryRun, readOnlyPgOptions } from "../../lib/probes";
+import { parseRolloutConfig } from "../../lib/config/config";
+import { formatBytes } from "../../lib/process/format";
+import { condense, formatProbeReport, parseProbeReport, Probe, ProbeReport, PROBE_NAMES, redactReport, secretsOf } from "../../lib/preview/probeReport";
+import { backupSpace, nearestExistingDir, parseBackfillDryRun, readOnlyPgOptions } from "../../lib/preview/probes";
 
 const ok = <T>(value: T): Probe<T> => ({ ok: true, value, millis: 5 });
 const failed = (error: string): Probe<never> => ({ ok: false, error, millis: 5 });

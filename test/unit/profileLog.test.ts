@@ -3,7 +3,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
-import { processLabel } from "../../lib/profileLog";
+import { processLabel } from "../../lib/process/profileLog";
 
 describe("the profile log's labels (bench/profile.ts)", () => {
     it("name the program and its subcommand, never further arguments", () => {
@@ -18,7 +18,7 @@ describe("the profile log's labels (bench/profile.ts)", () => {
         const dir = fs.mkdtempSync(path.join(os.tmpdir(), "protea-profile-"));
         try {
             const log = path.join(dir, "profile.jsonl");
-            const script = `require("ts-node").register({ transpileOnly: true }); require(${JSON.stringify(path.resolve(__dirname, "../../lib/processes.ts"))}).run("true", []).then(() => {});`;
+            const script = `require("ts-node").register({ transpileOnly: true }); require(${JSON.stringify(path.resolve(__dirname, "../../lib/process/processes.ts"))}).run("true", []).then(() => {});`;
             expect(spawnSync(process.execPath, ["-e", script], { env: { ...process.env, PROTEA_PROFILE_LOG: "" } }).status).toBe(0);
             expect(fs.existsSync(log)).toBe(false);
             expect(spawnSync(process.execPath, ["-e", script], { env: { ...process.env, PROTEA_PROFILE_LOG: log } }).status).toBe(0);

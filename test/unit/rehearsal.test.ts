@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { compareWithRehearsal, pendingSqlChecksum, Rehearsal, sideBySide, stepBudget } from "../../lib/rehearsal";
+import { compareWithRehearsal, pendingSqlChecksum, Rehearsal, sideBySide, stepBudget } from "../../lib/runbook/rehearsal";
 
 const rehearsal: Rehearsal = {
     at: "2026-11-26T12:00:00.000Z",

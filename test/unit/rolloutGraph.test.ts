@@ -1,7 +1,7 @@
 import { beforeEach, describe, expect, it } from "vitest";
 import { createRollout } from "../../components";
-import { parseRolloutConfig, RawConfig } from "../../lib/config";
-import { rerunsFor, RolloutPhase } from "../../lib/rolloutPhase";
+import { parseRolloutConfig, RawConfig } from "../../lib/config/config";
+import { rerunsFor, RolloutPhase } from "../../lib/runbook/rolloutPhase";
 import { registered, registrations, settle, valueOf } from "./helpers/mocks";
 
 const PASSWORD = "pw-that-must-not-leak";
