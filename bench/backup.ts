@@ -17,32 +17,34 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { Client } from "pg";
-import { startPostgresCluster } from "../lib/postgres/postgresCluster";
+import { startPostgresCluster } from "../lib/postgres/cluster/cluster";
 import { run, tail } from "../lib/process/processes";
 import { alembic, EXPECTED_HEAD, expectSuccess, seedSample } from "../test/integration/helpers/fixture";
-import { benchFlags, loadAverage, machineLine, median, removeNow, removeOnExit, say, table } from "./common";
+import { benchFlags, benchHelp, loadAverage, machineLine, median, removeNow, removeOnExit, say, table } from "./common";
 
-const USAGE = `usage: bash scripts/with-engine.sh npx ts-node --transpile-only bench/backup.ts [flags]
-
-pg_dump -F c of a PROTEA-shaped database at the default compression (the
+const CLI = {
+    usage: "bash scripts/with-engine.sh npx ts-node --transpile-only bench/backup.ts",
+    description: `pg_dump -F c of a PROTEA-shaped database at the default compression (the
 runbook's) and at -Z 0, -Z 1, -Z 3 (and --levels), with each dump's size and
 the time pg_restore takes to load it into a fresh cluster (figures only,
 asserts nothing).
 
-  --rounds N           rounds; each dumps once per level, levels interleaved,
-                       their order rotated each round (default 2)
-  --embedding-rows N   dataset_embedding rows in the source, about 1 KiB each:
-                       1000000 makes a database of about 1 GB (default 300000,
-                       about 350 MB, ~15 minutes on 2 cores)
-  --levels LIST        comma-separated gzip levels besides the default (0-9;
-                       default "0,1,3": PostgreSQL 15's pg_dump has gzip only)
-  --help               this text
-
 Needs PostgreSQL 15 client and server binaries and the fixture's venv
 (scripts/setup-fixture.sh). Progress goes to stderr ("bench: ..."), the
-summary to stdout.`;
+summary to stdout.`,
+    flags: {
+        rounds: { default: 2, min: 1, description: "rounds; each dumps once per level, levels interleaved, their order rotated each round" },
+        "embedding-rows": {
+            default: 300_000,
+            min: 0,
+            description: "dataset_embedding rows in the source, about 1 KiB each: 1000000 makes a database of about 1 GB; the default, about 350 MB, takes ~15 minutes on 2 cores",
+        },
+        levels: { default: "0,1,3", value: "LIST", description: "comma-separated gzip levels besides the default (0-9; PostgreSQL 15's pg_dump has gzip only)" },
+    },
+} as const;
+const USAGE = benchHelp(CLI);
 
-const flags = benchFlags({ rounds: { default: 2, min: 1 }, "embedding-rows": { default: 300_000, min: 0 }, levels: "0,1,3" }, USAGE);
+const flags = benchFlags(CLI);
 
 const SOURCE = { datasets: 2000, models: 200_000 };
 /** "default" is pg_dump without -Z: for -F c in PostgreSQL 15, zlib's default level (6). */

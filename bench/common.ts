@@ -1,11 +1,11 @@
 /**
- * What the benchmark scripts share: flags with `--help` (lib/process/cliFlags.ts),
+ * What the benchmark scripts share: flags with `--help` (lib/process/cliOptions.ts),
  * `bench:` progress lines on stderr, medians, the machine's load, a plain
  * text table, and temporary paths that go away however the script ends.
  */
 import * as fs from "node:fs";
 import * as os from "node:os";
-import { parseFlags } from "../lib/process/cliFlags";
+import { cliHelp, CliSpec, CliUsageError, parseCli } from "../lib/process/cliOptions";
 import { runShell, tail } from "../lib/process/processes";
 
 /** One progress line on stderr; stdout is kept for the final summary. */
@@ -13,34 +13,61 @@ export function say(line: string): void {
     process.stderr.write(`bench: ${line}\n`);
 }
 
-/** A flag's default: a string, or a whole number with its smallest allowed value. */
-export type FlagSpec = Record<string, string | { default: number; min: number }>;
-export type FlagValues<S extends FlagSpec> = { [K in keyof S]: S[K] extends string ? string : number };
+/** A benchmark's flag: a whole number of at least `min`, or a string; its default and what it does are in the help. */
+export type BenchFlag = { readonly description: string; readonly value?: string } & ({ readonly default: number; readonly min: number } | { readonly default: string });
+export type BenchFlags = Readonly<Record<string, BenchFlag>>;
+export type BenchValues<S extends BenchFlags> = { [K in keyof S]: S[K]["default"] extends number ? number : string };
 
-/** Reads `--name value` flags (`--help` prints `usage` and exits 0); a bad flag exits 2 with the usage. */
-export function benchFlags<S extends FlagSpec>(spec: S, usage: string): FlagValues<S> {
+/** A benchmark's command line: how it is run, what it does (paragraphs), its flags. */
+export interface BenchCli<S extends BenchFlags> {
+    readonly usage: string;
+    readonly description: string;
+    readonly flags: S;
+}
+
+function cliOf(cli: BenchCli<BenchFlags>): CliSpec {
+    const options = Object.fromEntries(
+        Object.entries(cli.flags).map(([name, f]) => [name, { type: "string" as const, value: f.value ?? (typeof f.default === "number" ? "N" : "VALUE"), default: String(f.default), description: f.description }]),
+    );
+    return { usage: cli.usage, description: cli.description, options };
+}
+
+/** The benchmark's `--help` text, made from its flags (lib/process/cliOptions.ts). */
+export function benchHelp(cli: BenchCli<BenchFlags>): string {
+    return cliHelp(cliOf(cli));
+}
+
+/** Reads `--name value` flags (`--help` prints the help and exits 0); a bad flag exits 2 naming it, with the help. */
+export function benchFlags<S extends BenchFlags>(cli: BenchCli<S>): BenchValues<S> {
     const fail = (message: string): never => {
         process.stderr.write(`${message}\n`);
         process.exit(2);
     };
-    let given: Record<string, string | boolean> = {};
+    const spec = cliOf(cli);
+    let given: Record<string, string | boolean | undefined> = {};
     try {
-        given = parseFlags(process.argv.slice(2), Object.fromEntries(Object.keys(spec).map((name) => [name, "value" as const])), usage);
+        const parsed = parseCli(process.argv.slice(2), spec);
+        if (parsed === "help") {
+            process.stdout.write(`${cliHelp(spec)}\n`);
+            process.exit(0);
+        }
+        given = parsed;
     } catch (err) {
-        fail((err as Error).message);
+        if (!(err instanceof CliUsageError)) throw err;
+        fail(err.message);
     }
     const values: Record<string, string | number> = {};
-    for (const [name, wanted] of Object.entries(spec)) {
-        const text = given[name];
-        if (typeof wanted === "string") {
-            values[name] = typeof text === "string" ? text : wanted;
+    for (const [name, wanted] of Object.entries(cli.flags)) {
+        const text = String(given[name]);
+        if (!("min" in wanted)) {
+            values[name] = text;
             continue;
         }
-        const value = typeof text === "string" ? Number(text) : wanted.default;
-        if (!Number.isInteger(value) || value < wanted.min) fail(`--${name} must be a whole number of at least ${wanted.min}, got "${text}"\n\n${usage}`);
+        const value = Number(text);
+        if (text.trim() === "" || !Number.isInteger(value) || value < wanted.min) fail(`--${name} must be a whole number of at least ${wanted.min}, got "${text}"\n\n${cliHelp(spec)}`);
         values[name] = value;
     }
-    return values as FlagValues<S>;
+    return values as BenchValues<S>;
 }
 
 /** Runs a shell command with `extra` in its environment; a failure throws, naming `what`, with the end of its output. */

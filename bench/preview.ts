@@ -24,8 +24,8 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { LocalWorkspace } from "@pulumi/pulumi/automation";
 import { probeCommand } from "../components/previewReport";
-import { parseRolloutConfig } from "../lib/config/config";
-import { startPostgresCluster } from "../lib/postgres/postgresCluster";
+import { parseRolloutConfig } from "../lib/config/parseRolloutConfig";
+import { startPostgresCluster } from "../lib/postgres/cluster/cluster";
 import { alembic, EXPECTED_HEAD, expectSuccess, FIXTURE_DIR, FIXTURE_PYTHON, PROJECT_ROOT, seedSample } from "../test/integration/helpers/fixture";
 
 const runsFlag = process.argv.indexOf("--runs");

@@ -14,26 +14,24 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import type { EngineEvent } from "@pulumi/pulumi/automation";
-import { startPostgresCluster } from "../lib/postgres/postgresCluster";
+import { startPostgresCluster } from "../lib/postgres/cluster/cluster";
 import { newTestStack, npmRun, TestStack } from "../test/integration/helpers/engine";
 import { alembic, EXPECTED_HEAD, expectSuccess, FIXTURE_PYTHON, fixtureStackConfig, PROJECT_ROOT, seedSample } from "../test/integration/helpers/fixture";
 import { benchFlags, loadAverage, machineLine, median, removeNow, removeOnExit, say, table } from "./common";
 
-const USAGE = `usage: bash scripts/with-engine.sh npx ts-node --transpile-only bench/profile.ts [flags]
+const CLI = {
+    usage: "bash scripts/with-engine.sh npx ts-node --transpile-only bench/profile.ts",
+    description: `Where a preview, an up, a no-op up and the rollback spend their time
+(figures only, asserts nothing).`,
+    flags: {
+        rounds: { default: 3, min: 1, description: "runs of each, medians printed" },
+        datasets: { default: 3000, min: 1, description: "datasets to seed" },
+        models: { default: 12_000, min: 0, description: "reranker models to seed" },
+        "embedding-rows": { default: 0, min: 0, description: "dataset_embedding rows to seed" },
+    },
+} as const;
 
-Where a preview, an up, a no-op up and the rollback spend their time
-(figures only, asserts nothing).
-
-  --rounds N           runs of each, medians printed (default 3)
-  --datasets N         datasets to seed (default 3000)
-  --models N           reranker models to seed (default 12000)
-  --embedding-rows N   dataset_embedding rows to seed (default 0)
-  --help               this text`;
-
-const flags = benchFlags(
-    { rounds: { default: 3, min: 1 }, datasets: { default: 3000, min: 1 }, models: { default: 12_000, min: 0 }, "embedding-rows": { default: 0, min: 0 } },
-    USAGE,
-);
+const flags = benchFlags(CLI);
 
 /** One line of the profile log (lib/process/profileLog.ts). */
 interface Logged {

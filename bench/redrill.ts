@@ -35,8 +35,10 @@ import * as path from "node:path";
 import type { ClientConfig } from "pg";
 import { checkoutRelative } from "../lib/config/drillConfig";
 import { tableChecksums, type TableChecksum } from "../lib/drill/drillReport";
-import { findFreePort, startPostgresCluster } from "../lib/postgres/postgresCluster";
-import { type LoadRecord, pristineRoot, sha256File } from "../lib/drill/pristineCopy";
+import { startPostgresCluster } from "../lib/postgres/cluster/cluster";
+import { findFreePort } from "../lib/process/freePort";
+import type { LoadRecord } from "../lib/drill/loadRecord";
+import { pristineRoot, sha256File } from "../lib/drill/pristineCopy";
 import { run, runShell, tail } from "../lib/process/processes";
 import { missingTools } from "../lib/process/builtTools";
 import { parseRolloutResult, projectCommand } from "../lib/runbook/rolloutCli";
@@ -46,24 +48,24 @@ import { alembic, EXPECTED_HEAD, expectSuccess, seedSample } from "../test/integ
 import { treeDigest } from "../test/integration/helpers/snapshots";
 import { benchFlags, cleanupOnExit, loadAverage, machineLine, median, must, removeOnExit, say, table } from "./common";
 
-const USAGE = `usage: bash scripts/with-engine.sh npx ts-node --transpile-only bench/redrill.ts [flags]
-
-A re-drill from the same dump: the first local drill's load (initdb, pg_restore,
+const CLI = {
+    usage: "bash scripts/with-engine.sh npx ts-node --transpile-only bench/redrill.ts",
+    description: `A re-drill from the same dump: the first local drill's load (initdb, pg_restore,
 a pristine copy kept) against a second drill's (a copy of that pristine), both
 through protea-drill-db start-from-dump + load-dump as the drill stores them
 (figures only, asserts nothing).
 
-  --embedding-rows N   dataset_embedding rows in the source, about 1.1 KiB each:
-                       1000000 makes a dump of about 1.1 GiB (default 100000)
-  --clones N           second-drill loads to run, each into a fresh cluster (default 3)
-  --jobs N             the drill's pg_restore -j (rollout:restoreJobs; default 2)
-  --help               this text
-
 Needs the project's tools on PATH (scripts/with-engine.sh puts them there) and
 PostgreSQL 15 client and server binaries. Progress goes to stderr
-("bench: ..."), the summary to stdout.`;
+("bench: ..."), the summary to stdout.`,
+    flags: {
+        "embedding-rows": { default: 100_000, min: 0, description: "dataset_embedding rows in the source, about 1.1 KiB each: 1000000 makes a dump of about 1.1 GiB" },
+        clones: { default: 3, min: 1, description: "second-drill loads to run, each into a fresh cluster" },
+        jobs: { default: 2, min: 1, description: "the drill's pg_restore -j (rollout:restoreJobs)" },
+    },
+} as const;
 
-const flags = benchFlags({ "embedding-rows": { default: 100_000, min: 0 }, clones: { default: 3, min: 1 }, jobs: { default: 2, min: 1 } }, USAGE);
+const flags = benchFlags(CLI);
 
 const SOURCE = { datasets: 2000, models: 200_000 };
 

@@ -32,7 +32,8 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { Client, type ClientConfig } from "pg";
 import { checkoutRelative } from "../lib/config/drillConfig";
-import { findFreePort, startPostgresCluster } from "../lib/postgres/postgresCluster";
+import { startPostgresCluster } from "../lib/postgres/cluster/cluster";
+import { findFreePort } from "../lib/process/freePort";
 import { run, runShell, tail } from "../lib/process/processes";
 import { missingTools } from "../lib/process/builtTools";
 import { parseRolloutResult, projectCommand } from "../lib/runbook/rolloutCli";
@@ -46,9 +47,9 @@ const CONTAINER = "protea-bench-restore";
 /** The label dockerPostgres.ts puts on its containers: only such a container is ever removed here. */
 const CONTAINER_LABEL = "protea.test-container";
 
-const USAGE = `usage: bash scripts/with-engine.sh npx ts-node --transpile-only bench/restore.ts [flags]
-
-The drill's restore (protea-drill-db restore-dump -j N into a fresh cluster
+const CLI = {
+    usage: "bash scripts/with-engine.sh npx ts-node --transpile-only bench/restore.ts",
+    description: `The drill's restore (protea-drill-db restore-dump -j N into a fresh cluster
 started by protea-drill-db start) against the runbook's
 (docker exec -i ${CONTAINER} pg_restore -U protea -d protea < dump into a fresh
 PostgreSQL container with default settings), on one pg_dump -F c of a
@@ -57,24 +58,22 @@ documents (wide text, jsonb, text[], tsvector), events (narrow numeric rows),
 attachments (bytea), users; B-tree and GIN indexes, foreign keys
 (bench/restoreSource.ts). Figures only, asserts nothing.
 
-  --rounds N           rounds; each restores once per side into a fresh target,
-                       alternating which side goes first (default 3)
-  --rows N             documents in the source; the other tables scale with it
-                       (10 events, 1/2 embedding, 1/4 attachment, 1/10 user
-                       per document): 480000 makes a dump of 1.01 GiB
-                       from a 2.6 GiB database (default 480000)
-  --jobs N             the drill's pg_restore -j (rollout:restoreJobs; default 2)
-  --help               this text
-
 Needs the project's tools on PATH (scripts/with-engine.sh puts them there),
 PostgreSQL 15 client and server binaries, and Docker (started, and the image
 built, when missing: see test/integration/helpers/dockerPostgres.ts).
-Progress goes to stderr ("bench: ..."), the summary to stdout.`;
+Progress goes to stderr ("bench: ..."), the summary to stdout.`,
+    flags: {
+        rounds: { default: 3, min: 1, description: "rounds; each restores once per side into a fresh target, alternating which side goes first" },
+        rows: {
+            default: 480_000,
+            min: 10,
+            description: "documents in the source; the other tables scale with it (10 events, 1/2 embedding, 1/4 attachment, 1/10 user per document): 480000 makes a dump of 1.01 GiB from a 2.6 GiB database",
+        },
+        jobs: { default: 2, min: 1, description: "the drill's pg_restore -j (rollout:restoreJobs)" },
+    },
+} as const;
 
-const flags = benchFlags(
-    { rounds: { default: 3, min: 1 }, rows: { default: 480_000, min: 10 }, jobs: { default: 2, min: 1 } },
-    USAGE,
-);
+const flags = benchFlags(CLI);
 
 /** What a restored database holds: tables with their exact row counts, and the number of indexes. */
 async function contents(config: ClientConfig): Promise<{ version: string; signature: string; rows: number }> {

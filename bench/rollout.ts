@@ -20,8 +20,9 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { parseRolloutConfig, RolloutConfig } from "../lib/config/config";
-import { PostgresCluster, startPostgresCluster } from "../lib/postgres/postgresCluster";
+import type { RolloutConfig } from "../lib/config/config";
+import { parseRolloutConfig } from "../lib/config/parseRolloutConfig";
+import { PostgresCluster, startPostgresCluster } from "../lib/postgres/cluster/cluster";
 import { runShell, tail } from "../lib/process/processes";
 import { andThen, commandLine, inDirectory, quote, stepMillis, timed } from "../lib/process/shell";
 import { queryScalar } from "../test/integration/helpers/db";
@@ -29,26 +30,21 @@ import { newTestStack, npmRun, TestStack } from "../test/integration/helpers/eng
 import { alembic, EXPECTED_HEAD, expectSuccess, fixtureStackConfig, PROJECT_ROOT, seedSample } from "../test/integration/helpers/fixture";
 import { benchFlags, loadAverage, machineLine, median, removeNow, removeOnExit, say, table } from "./common";
 
-const USAGE = `usage: bash scripts/with-engine.sh npx ts-node --transpile-only bench/rollout.ts [flags]
-
-pulumi up + rollback through the product against the runbook's commands by hand
+const CLI = {
+    usage: "bash scripts/with-engine.sh npx ts-node --transpile-only bench/rollout.ts",
+    description: `pulumi up + rollback through the product against the runbook's commands by hand
 (figures only, asserts nothing).
 
-  --rounds N           counted rounds after one warm-up of each side, alternating
-                       which side goes first (default 3)
-  --datasets N         datasets to seed (default 3000)
-  --models N           reranker models to seed (default 12000); the backfill
-                       fills both tables: 30000 and 300000 is the large size
-  --embedding-rows N   dataset_embedding rows to seed; about 1 KiB each, so
-                       1000000 is about 1 GB (default 0)
-  --help               this text
+Progress goes to stderr ("bench: ..."), the summary to stdout.`,
+    flags: {
+        rounds: { default: 3, min: 1, description: "counted rounds after one warm-up of each side, alternating which side goes first" },
+        datasets: { default: 3000, min: 1, description: "datasets to seed" },
+        models: { default: 12_000, min: 0, description: "reranker models to seed; the backfill fills both tables: 30000 and 300000 is the large size" },
+        "embedding-rows": { default: 0, min: 0, description: "dataset_embedding rows to seed; about 1 KiB each, so 1000000 is about 1 GB" },
+    },
+} as const;
 
-Progress goes to stderr ("bench: ..."), the summary to stdout.`;
-
-const flags = benchFlags(
-    { rounds: { default: 3, min: 1 }, datasets: { default: 3000, min: 1 }, models: { default: 12_000, min: 0 }, "embedding-rows": { default: 0, min: 0 } },
-    USAGE,
-);
+const flags = benchFlags(CLI);
 
 /** One run of a side: its wall time, and what it is made of. */
 interface SideRun {

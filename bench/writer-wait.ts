@@ -40,48 +40,41 @@
 import { spawn } from "node:child_process";
 import { Client } from "pg";
 import { DEFAULT_NEW_COLUMNS, parseDuration } from "../lib/config/config";
-import { PostgresCluster, startPostgresCluster } from "../lib/postgres/postgresCluster";
+import { PostgresCluster, startPostgresCluster } from "../lib/postgres/cluster/cluster";
 import { run, runShell, tail } from "../lib/process/processes";
 import { inDirectory } from "../lib/process/shell";
 import { alembic, alembicCurrent, EXPECTED_HEAD, expectSuccess, FIXTURE_DIR, FIXTURE_PYTHON, seedSample, T16_REVISION } from "../test/integration/helpers/fixture";
-import { benchFlags, loadAverage, machineLine, median, say, table } from "./common";
+import { benchFlags, benchHelp, loadAverage, machineLine, median, say, table } from "./common";
 
-const USAGE = `usage: bash scripts/with-engine.sh npx ts-node --transpile-only bench/writer-wait.ts [flags]
-
-How long writers wait while the T1.6 migration runs (figures only, asserts nothing).
-
-  --via SIDE          product, alembic or both (default both): the product's
-                      \`protea-rollout migrate --direction up\` (lock-aware apply),
-                      and/or today's bare \`alembic upgrade\` with PGOPTIONS lock_timeout
-  --lock-timeout D    lock_timeout of the bare run and of each of the product's tries,
-                      e.g. 1s, 1500ms (default 1s)
-  --lock-budget D     the product's --lock-budget (default 60s)
-  --lock-retries N    the product's --lock-retries (default 10)
-  --reader-seconds N  product side: the reader is released N s after the migration
-                      starts (default 10); the alembic side's reader stays until its
-                      migration has ended
-  --rows N            reranker_model rows to seed (default 1000000)
-  --runs N            rounds; each runs every scenario on every side (default 3)
-  --writers N         concurrent writers, one connection each (default 4)
-  --help              this text
+const CLI = {
+    usage: "bash scripts/with-engine.sh npx ts-node --transpile-only bench/writer-wait.ts",
+    description: `How long writers wait while the T1.6 migration runs (figures only, asserts nothing).
 
 Scenarios: a quiet table; the table held by a long reader.
 The product side needs protea-rollout on PATH (run through scripts/with-engine.sh).
-Progress goes to stderr ("bench: ..."), the summary tables to stdout.`;
-
-const flags = benchFlags(
-    {
-        via: "both",
-        "lock-timeout": "1s",
-        "lock-budget": "60s",
-        "lock-retries": { default: 10, min: 0 },
-        "reader-seconds": { default: 10, min: 0 },
-        rows: { default: 1_000_000, min: 1 },
-        runs: { default: 3, min: 1 },
-        writers: { default: 4, min: 1 },
+Progress goes to stderr ("bench: ..."), the summary tables to stdout.`,
+    flags: {
+        via: {
+            default: "both",
+            value: "SIDE",
+            description: "product, alembic or both: the product's `protea-rollout migrate --direction up` (lock-aware apply), and/or today's bare `alembic upgrade` with PGOPTIONS lock_timeout",
+        },
+        "lock-timeout": { default: "1s", value: "D", description: "lock_timeout of the bare run and of each of the product's tries, e.g. 1s, 1500ms" },
+        "lock-budget": { default: "60s", value: "D", description: "the product's --lock-budget" },
+        "lock-retries": { default: 10, min: 0, description: "the product's --lock-retries" },
+        "reader-seconds": {
+            default: 10,
+            min: 0,
+            description: "product side: the reader is released N s after the migration starts; the alembic side's reader stays until its migration has ended",
+        },
+        rows: { default: 1_000_000, min: 1, description: "reranker_model rows to seed" },
+        runs: { default: 3, min: 1, description: "rounds; each runs every scenario on every side" },
+        writers: { default: 4, min: 1, description: "concurrent writers, one connection each" },
     },
-    USAGE,
-);
+} as const;
+const USAGE = benchHelp(CLI);
+
+const flags = benchFlags(CLI);
 const usageError = (message: string): never => {
     process.stderr.write(`${message}\n\n${USAGE}\n`);
     process.exit(2);

@@ -8,43 +8,92 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { parseArgs } from "node:util";
 import { readDumpListing } from "../lib/runbook/backup";
 import { databaseFromEnvironment, withDatabase } from "../lib/postgres/database";
 import { libpqEnvironment, LibpqSettings } from "../lib/config/databaseUrl";
 import { resolveDrillPath } from "../lib/config/drillConfig";
 import { tableChecksums, writeTablesSnapshot } from "../lib/drill/drillReport";
 import { drillRestoreSettings, runDrillRestore } from "../lib/drill/drillRestore";
-import { clusterLocation, relocatedClusterDir, startPostgresCluster, stopClusterInDir } from "../lib/postgres/postgresCluster";
+import { startPostgresCluster, stopClusterInDir } from "../lib/postgres/cluster/cluster";
+import { clusterLocation, relocatedClusterDir } from "../lib/postgres/cluster/clusterLayout";
 import { loadDumpWithPristine, pristineCommand, startFromDump } from "../lib/drill/drillPristine";
 import { run, runShell, tail } from "../lib/process/processes";
 import { inDirectory, quote } from "../lib/process/shell";
+import { cliCommandsHelp, CliSpec, cliSpec, readCli } from "../lib/process/cliOptions";
 
-const HELP = `usage: drill-db <command> [options]
+/** The cluster's place, as start, stop, start-from-dump and load-dump take it. */
+const STATE_DIR = { type: "string", value: "DIR", required: true, description: 'the cluster\'s folder ("~" is the home, relative is from the project root)' } as const;
+const RELOCATABLE = { type: "boolean", description: "when the server's OS user cannot reach DIR's parent, use a private folder under /var/tmp named after DIR" } as const;
+const PORT = { type: "string", value: "N", required: true, description: "the cluster's port on 127.0.0.1" } as const;
+const DUMP = { type: "string", value: "FILE", required: true, description: "the dump (pg_dump -F c)" } as const;
+const JOBS = { type: "string", value: "N", required: true, description: "pg_restore -j: parallel restore jobs" } as const;
 
-  start          initdb + pg_ctl a detached cluster, durability off (a throwaway clone)
-                   --state-dir DIR [--relocatable] --port N   (password in DRILL_DB_PASSWORD)
-                   --relocatable: when the server's OS user cannot reach DIR's
-                   parent, use a private folder under /var/tmp named after DIR
-  stop           stop that cluster and remove its folder
-                   --state-dir DIR [--relocatable]
-  load-sample    alembic upgrade to the expected head, then generate sample rows
-                   --app-dir DIR --alembic CMD --seed CMD --expected-head REV
-                   --datasets N --models M --embedding-rows R     (PROTEA_DB_URL)
-  restore-dump   pg_restore -j N a -F c dump into the database
-                   --dump FILE --jobs N                           (PROTEA_DB_URL)
-  start-from-dump  start, for a drill from --dump: from a copy of the dump's
-                   pristine (keyed by its SHA-256) when one was kept, else as start
-                   --state-dir DIR [--relocatable] --port N --dump FILE
-                                                      (password in DRILL_DB_PASSWORD)
-  load-dump      after start-from-dump: nothing when it cloned the pristine; else
-                   restore-dump, then keep a pristine copy for the next drill
-                   --state-dir DIR [--relocatable] --dump FILE --jobs N
-                                                                  (PROTEA_DB_URL)
-  pristine       the kept pristine copies (.state/drill-pristine): --list (default),
-                   --drop (those of --dump FILE), --prune (those whose dump is gone)
-  snapshot-tables  each table's row count and checksum, as JSON in FILE
-                   --out FILE [--remove: delete FILE instead]     (PROTEA_DB_URL)`;
+/** Each subcommand's flags; `drill-db <command> --help` prints its help. */
+const SUBCOMMANDS = {
+    start: cliSpec({
+        usage: "drill-db start",
+        description: "initdb + pg_ctl a detached cluster, durability off (a throwaway clone); its password in DRILL_DB_PASSWORD.",
+        options: { "state-dir": STATE_DIR, relocatable: RELOCATABLE, port: PORT },
+    }),
+    stop: cliSpec({ usage: "drill-db stop", description: "stop that cluster and remove its folder", options: { "state-dir": STATE_DIR, relocatable: RELOCATABLE } }),
+    "load-sample": cliSpec({
+        usage: "drill-db load-sample",
+        description: "alembic upgrade to the expected head, then generate sample rows (the database in PROTEA_DB_URL)",
+        options: {
+            "app-dir": { type: "string", value: "DIR", required: true, description: "the application's checkout, where alembic and the seed run" },
+            alembic: { type: "string", value: "CMD", required: true, description: "the command that runs alembic" },
+            seed: { type: "string", value: "CMD", required: true, description: "the command that generates the sample rows" },
+            "expected-head": { type: "string", value: "REV", required: true, description: "the revision to upgrade to" },
+            datasets: { type: "string", value: "N", required: true, description: "datasets to generate" },
+            models: { type: "string", value: "M", required: true, description: "reranker models to generate" },
+            "embedding-rows": { type: "string", value: "R", required: true, description: "rows of the bulk embedding table to generate" },
+        },
+    }),
+    "restore-dump": cliSpec({
+        usage: "drill-db restore-dump",
+        description: "pg_restore -j N a -F c dump into the database (PROTEA_DB_URL)",
+        options: { dump: DUMP, jobs: JOBS },
+    }),
+    "start-from-dump": cliSpec({
+        usage: "drill-db start-from-dump",
+        description: `start, for a drill from --dump: from a copy of the dump's pristine (keyed by its
+SHA-256) when one was kept, else as start (password in DRILL_DB_PASSWORD)`,
+        options: { "state-dir": STATE_DIR, relocatable: RELOCATABLE, port: PORT, dump: DUMP },
+    }),
+    "load-dump": cliSpec({
+        usage: "drill-db load-dump",
+        description: `after start-from-dump: nothing when it cloned the pristine; else restore-dump,
+then keep a pristine copy for the next drill (PROTEA_DB_URL)`,
+        options: { "state-dir": STATE_DIR, relocatable: RELOCATABLE, dump: DUMP, jobs: JOBS },
+    }),
+    pristine: cliSpec({
+        usage: "drill-db pristine",
+        description: "the kept pristine copies (.state/drill-pristine): list them (the default), drop those of a dump, or prune those whose dump is gone",
+        options: {
+            list: { type: "boolean", description: "list them, as JSON (the default)" },
+            drop: { type: "boolean", description: "drop the pristine copies of --dump FILE" },
+            prune: { type: "boolean", description: "drop the pristine copies whose dump is gone or changed" },
+            dump: { type: "string", value: "FILE", description: "with --drop: the dump whose copies go" },
+        },
+    }),
+    "snapshot-tables": cliSpec({
+        usage: "drill-db snapshot-tables",
+        description: "each table's row count and checksum, as JSON in FILE (PROTEA_DB_URL)",
+        options: {
+            out: { type: "string", value: "FILE", required: true, description: "the JSON file" },
+            remove: { type: "boolean", description: "delete FILE instead" },
+        },
+    }),
+};
+
+const HELP = cliCommandsHelp(
+    "drill-db <command> [options]",
+    `The drill's throwaway database, one subcommand per step (the DrillDatabase
+component's commands call it). Secrets come from the environment only:
+DRILL_DB_PASSWORD for start, PROTEA_DB_URL for the rest. The result is one JSON
+line on stdout; progress goes to stderr.`,
+    SUBCOMMANDS,
+);
 
 const say = (line: string) => process.stderr.write(`drill-db: ${line}\n`);
 
@@ -152,10 +201,7 @@ async function snapshotTables(values: Values): Promise<unknown> {
     return { tables: tables.length, rows: tables.reduce((sum, t) => sum + t.rows, 0) };
 }
 
-/** The `pristine` subcommand's flags. */
-const PRISTINE_FLAGS = { list: { type: "boolean" as const }, drop: { type: "boolean" as const }, prune: { type: "boolean" as const } };
-
-const COMMANDS: Record<string, (values: Values) => Promise<unknown>> = {
+const COMMANDS: Record<keyof typeof SUBCOMMANDS, (values: Values) => Promise<unknown>> = {
     start,
     stop,
     "load-sample": loadSample,
@@ -168,15 +214,13 @@ const COMMANDS: Record<string, (values: Values) => Promise<unknown>> = {
 
 async function main(argv: string[]): Promise<number> {
     const [name, ...rest] = argv;
-    const command = name ? COMMANDS[name] : undefined;
-    if (!command) {
+    if (!name || !Object.hasOwn(SUBCOMMANDS, name)) {
         process.stdout.write(`${HELP}\n`);
         return name === "--help" || name === "-h" ? 0 : 2;
     }
-    const names = ["state-dir", "port", "app-dir", "alembic", "seed", "expected-head", "datasets", "models", "embedding-rows", "dump", "jobs", "out"];
-    const options = { ...Object.fromEntries(names.map((n) => [n, { type: "string" as const }])), relocatable: { type: "boolean" as const }, remove: { type: "boolean" as const }, ...PRISTINE_FLAGS };
-    const { values } = parseArgs({ args: rest, options });
-    process.stdout.write(`${JSON.stringify(await command(values as Values))}\n`);
+    const subcommand = name as keyof typeof SUBCOMMANDS;
+    const values: Values = readCli(rest, SUBCOMMANDS[subcommand] as CliSpec);
+    process.stdout.write(`${JSON.stringify(await COMMANDS[subcommand](values))}\n`);
     return 0;
 }
 

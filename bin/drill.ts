@@ -19,50 +19,48 @@ import {
     checkoutRelative, clusterDirSetting, DEFAULT_DRILL_IMAGE, DRILL_TEMPLATE, drillConfigFile, drillTemplateFile, drillWorkDir,
     resolveDrillPath, StackSettingsLike, tablesSnapshotFile, withoutStackSecrets, workingSettings, writeWorkingProject,
 } from "../lib/config/drillConfig";
-import { clusterLocation, findFreePort, isProcessAlive, readPostmasterPid } from "../lib/postgres/postgresCluster";
-import { runShell } from "../lib/process/processes";
+import { readPostmasterPid } from "../lib/postgres/cluster/clusterFiles";
+import { clusterLocation } from "../lib/postgres/cluster/clusterLayout";
+import { findFreePort } from "../lib/process/freePort";
+import { isProcessAlive, runShell } from "../lib/process/processes";
 import { pendingMigrationSql } from "../lib/preview/probes";
 import { pendingSqlChecksum, Rehearsal } from "../lib/runbook/rehearsal";
 import { restoreFromDump } from "../lib/runbook/restore";
 import { columnStates, nullCounts, schemaMismatches } from "../lib/postgres/schemaChecks";
 import { inDirectory } from "../lib/process/shell";
-import { parseFlags } from "../lib/process/cliFlags";
+import { cliSpec, readCli } from "../lib/process/cliOptions";
 import { PROJECT_ROOT, stackConfig, stackId, urnsOfType } from "../lib/runbook/stack";
 import { StackConfig } from "../lib/config/stackConfig";
 import { sqlalchemyUrl } from "../lib/config/databaseUrl";
-import { describeLoad, dropPristine, LOAD_RECORD, LoadRecord, pristinesOfDump, PRISTINE_ROOT_SETTING, shaPrefix } from "../lib/drill/pristineCopy";
+import { describeLoad, LOAD_RECORD, LoadRecord } from "../lib/drill/loadRecord";
+import { dropPristine, pristinesOfDump, PRISTINE_ROOT_SETTING, shaPrefix } from "../lib/drill/pristineCopy";
 
-const USAGE = `usage: npm run drill -- [options]
+const CLI = cliSpec({
+    usage: "npm run drill --",
+    description: `Rehearses the schema_sha_v2 rollout on a throwaway clone and writes a timing report.
 
-Rehearses the schema_sha_v2 rollout on a throwaway clone and writes a timing report.
-  --stack NAME          the drill stack (default: drill)
-  --engine local|docker local: initdb/pg_ctl cluster (default); docker: a container of --image
-  --image NAME          the docker engine's image (default ${DEFAULT_DRILL_IMAGE}); one built
-                        locally is used as it is, never pulled
-  --source-dump FILE    restore this production dump (pg_dump -F c) instead of a sample
-                        ('' for the generated sample when the template sets a dump)
-  --datasets N          sample size (default 2) ...
-  --models M            ... reranker models (default 51) ...
-  --embedding-rows R    ... and rows of the bulk embedding table (default 0; ~1.1 KiB each)
-  --with-restore        also rehearse the restore from the pre-flight backup, and check that
-                        every table's rows are back (count and checksum, as before the rollout)
-  --keep                leave the clone running (npm run pulumi -- destroy --stack NAME removes it)
-  --fresh               local engine, from a dump: restore it even when a pristine copy of it
-                        was kept (and keep a new one); without it, a dump with the same SHA-256
-                        as an earlier drill's is cloned from that drill's pristine copy
-  --drop-pristine       drop the dump's pristine copy (.state/drill-pristine/<sha256>) at the
-                        end, instead of keeping it for the next drill (drill:keepPristine false)
-  --report-dir DIR      where the report goes (default: drill-reports)
-  --prepare             only make the stack's working folder (.state/drill/NAME) and exit
 The stack's config is made afresh from its tracked template (Pulumi.NAME.yaml,
 else Pulumi.drill.yaml) for every drill, in .state/drill/NAME/Pulumi.NAME.yaml:
-flags apply to this drill only; only the generated secrets and port are kept.`;
-
-const FLAGS = {
-    stack: "value", engine: "value", image: "value", "source-dump": "value", datasets: "value", models: "value",
-    "embedding-rows": "value", "with-restore": "flag", keep: "flag", "report-dir": "value", prepare: "flag",
-    fresh: "flag", "drop-pristine": "flag",
-} as const;
+flags apply to this drill only; only the generated secrets and port are kept.`,
+    options: {
+        stack: { type: "string", value: "NAME", default: "drill", description: "the drill stack" },
+        engine: { type: "string", value: "local|docker", description: "local: initdb/pg_ctl cluster (default); docker: a container of --image" },
+        image: { type: "string", value: "NAME", description: `the docker engine's image (default ${DEFAULT_DRILL_IMAGE}); one built locally is used as it is, never pulled` },
+        "source-dump": { type: "string", value: "FILE", description: "restore this production dump (pg_dump -F c) instead of a sample ('' for the generated sample when the template sets a dump)" },
+        datasets: { type: "string", value: "N", description: "sample size (default 2) ..." },
+        models: { type: "string", value: "M", description: "... reranker models (default 51) ..." },
+        "embedding-rows": { type: "string", value: "R", description: "... and rows of the bulk embedding table (default 0; ~1.1 KiB each)" },
+        "with-restore": { type: "boolean", description: "also rehearse the restore from the pre-flight backup, and check that every table's rows are back (count and checksum, as before the rollout)" },
+        keep: { type: "boolean", description: "leave the clone running (npm run pulumi -- destroy --stack NAME removes it)" },
+        fresh: {
+            type: "boolean",
+            description: "local engine, from a dump: restore it even when a pristine copy of it was kept (and keep a new one); without it, a dump with the same SHA-256 as an earlier drill's is cloned from that drill's pristine copy",
+        },
+        "drop-pristine": { type: "boolean", description: "drop the dump's pristine copy (.state/drill-pristine/<sha256>) at the end, instead of keeping it for the next drill (drill:keepPristine false)" },
+        "report-dir": { type: "string", value: "DIR", description: "where the report goes (default: drill-reports)" },
+        prepare: { type: "boolean", description: "only make the stack's working folder (.state/drill/NAME) and exit" },
+    },
+});
 
 const CONFIG_FLAGS: Record<string, string> = {
     engine: "drill:engine", image: "drill:image", "source-dump": "drill:sourceDump", datasets: "drill:datasets",
@@ -275,7 +273,7 @@ async function hasClone(stack: Stack): Promise<boolean> {
 }
 
 /** This drill's flags as drill:* values; a relative dump is from where npm was run. */
-function configOverrides(flags: Record<string, string | boolean>): Record<string, string | undefined> {
+function configOverrides(flags: Record<string, string | boolean | undefined>): Record<string, string | undefined> {
     const overrides: Record<string, string | undefined> = {};
     for (const [flag, key] of Object.entries(CONFIG_FLAGS)) {
         const value = flags[flag];
@@ -290,10 +288,10 @@ function configOverrides(flags: Record<string, string | boolean>): Record<string
 }
 
 async function main(): Promise<number> {
-    const flags = parseFlags(process.argv.slice(2), FLAGS, USAGE);
+    const flags = readCli(process.argv.slice(2), CLI);
     const started = Date.now();
     const startedAt = new Date().toISOString();
-    const stackName = typeof flags.stack === "string" ? flags.stack : "drill";
+    const stackName = flags.stack;
     if (flags.prepare) {
         // For scripts/pulumi.sh: progress on stderr, so `npm run pulumi -- stack export` stays clean.
         say = (line: string) => {

@@ -19,21 +19,28 @@
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { parseFlags } from "../lib/process/cliFlags";
+import { cliSpec, readCli } from "../lib/process/cliOptions";
 import { connect } from "../lib/postgres/database";
 
-import { clearStaleLock, describeProcess, endProcesses, findOrphanedEngineProcesses, findStackLock, pendingOperations, withoutPendingOperations } from "../lib/runbook/interruptedRun";
+import { endProcesses } from "../lib/runbook/interruptedRun/endProcesses";
+import { describeProcess, findOrphanedEngineProcesses } from "../lib/runbook/interruptedRun/orphanedProcesses";
+import { pendingOperations, withoutPendingOperations } from "../lib/runbook/interruptedRun/pendingOperations";
+import { clearStaleLock, findStackLock } from "../lib/runbook/interruptedRun/stackLock";
 import { rolloutCommand } from "../lib/runbook/rolloutCli";
 import { describeHolder, lockHolders } from "../lib/runbook/rolloutLock";
 import { observePhase, RolloutPhase } from "../lib/runbook/rolloutPhase";
 import { forgetMigration, openStack, PROJECT_ROOT, stackConfig } from "../lib/runbook/stack";
 
-const USAGE = `usage: npm run recover -- --stack <name>
-
-Brings a stack back after an interrupted run (a killed pulumi up, rollback or
+const CLI = cliSpec({
+    usage: "npm run recover --",
+    description: `Brings a stack back after an interrupted run (a killed pulumi up, rollback or
 restore) or an out-of-band change to its database: ends the run's orphaned
 processes, clears its stale lock, makes the state match the database, resumes
-writers left paused, and says what it did.`;
+writers left paused, and says what it did.`,
+    options: {
+        stack: { type: "string", value: "NAME", required: true, description: "the stack to bring back (prod, drill, …)" },
+    },
+});
 
 const say = (line: string) => process.stdout.write(`recover: ${line}\n`);
 
@@ -51,8 +58,7 @@ function unwrapSecret<T>(value: unknown): T {
 }
 
 async function main(): Promise<void> {
-    const flags = parseFlags(process.argv.slice(2), { stack: "value" }, USAGE);
-    if (typeof flags.stack !== "string") throw new Error(`--stack is required\n\n${USAGE}`);
+    const flags = readCli(process.argv.slice(2), CLI);
     const stackName = flags.stack;
     const stack = await openStack(stackName);
     const { rollout: config } = await stackConfig(stack);

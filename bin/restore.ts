@@ -6,23 +6,24 @@
  * head, checks the result, and removes the migration and its dependents
  * from the stack's state, since the database no longer has them.
  */
-import { parseFlags } from "../lib/process/cliFlags";
+import { cliSpec, readCli } from "../lib/process/cliOptions";
 import { RestoreRefused, restoreFromDump } from "../lib/runbook/restore";
 import { forgetMigration, openStack, recordOutcome, stackConfig, stackId } from "../lib/runbook/stack";
 
-const USAGE = `usage: npm run restore -- --stack <name> --confirm <database name> [--dump FILE [--sha256 HEX]]
-
-Drops schema public of the stack's database and restores it from a dump, in
-one transaction: if anything fails, the database stays as it was.
-  --stack    the stack whose database to restore
-  --confirm  the database's name, typed out: this DROPS SCHEMA public CASCADE
-  --dump     the dump to restore (default: the backup that guards the stack's
-             current apply, output backupPath)
-  --sha256   the dump's checksum, when neither the stack nor <dump>.sha256 records it`;
+const CLI = cliSpec({
+    usage: "npm run restore --",
+    description: `Drops schema public of the stack's database and restores it from a dump, in
+one transaction: if anything fails, the database stays as it was.`,
+    options: {
+        stack: { type: "string", value: "NAME", required: true, description: "the stack whose database to restore" },
+        confirm: { type: "string", value: "DATABASE", description: "the database's name, typed out: this DROPS SCHEMA public CASCADE (without it, nothing changes)" },
+        dump: { type: "string", value: "FILE", description: "the dump to restore (default: the backup that guards the stack's current apply, output backupPath)" },
+        sha256: { type: "string", value: "HEX", description: "the dump's checksum, when neither the stack nor <dump>.sha256 records it" },
+    },
+});
 
 async function main(): Promise<void> {
-    const flags = parseFlags(process.argv.slice(2), { stack: "value", confirm: "value", dump: "value", sha256: "value" }, USAGE);
-    if (typeof flags.stack !== "string") throw new Error(`--stack is required\n\n${USAGE}`);
+    const flags = readCli(process.argv.slice(2), CLI);
     const stack = await openStack(flags.stack);
     const { rollout: config } = await stackConfig(stack);
     const databaseName = config.pgAccess === "docker-exec" ? config.dbName : config.database.database;

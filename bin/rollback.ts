@@ -8,16 +8,22 @@
  * Its stored commands call the project's tools by name, so any checkout of
  * the project sharing the backend can run it.
  */
-import { parseFlags } from "../lib/process/cliFlags";
+import { cliSpec, readCli } from "../lib/process/cliOptions";
 import { profiled, profileEvent } from "../lib/process/profileLog";
 import { holdRunLock } from "../lib/runbook/rolloutLock";
 import { openStack, recordOutcome, stackConfig, stackId, urnsOfType } from "../lib/runbook/stack";
 
-const USAGE = `usage: npm run rollback -- --stack <name> [--yes] [--preview]
-
-  --stack    the stack to roll back (prod, drill, …)
-  --yes      do not ask; required when there is no terminal to ask on
-  --preview  show what the rollback would do, change nothing`;
+const CLI = cliSpec({
+    usage: "npm run rollback --",
+    description: `Rolls the stack's migration back: under the database's rollout lock, pulumi
+destroy --target <its Migration> --target-dependents downgrades alembic to the
+expected head and checks the new columns are gone. The backups stay.`,
+    options: {
+        stack: { type: "string", value: "NAME", required: true, description: "the stack to roll back (prod, drill, …)" },
+        yes: { type: "boolean", description: "do not ask; required when there is no terminal to ask on" },
+        preview: { type: "boolean", description: "show what the rollback would do, change nothing" },
+    },
+});
 
 async function confirm(question: string): Promise<boolean> {
     if (!process.stdin.isTTY) return false;
@@ -31,8 +37,7 @@ async function confirm(question: string): Promise<boolean> {
 }
 
 async function main(): Promise<void> {
-    const flags = parseFlags(process.argv.slice(2), { stack: "value", yes: "flag", preview: "flag" }, USAGE);
-    if (typeof flags.stack !== "string") throw new Error(`--stack is required\n\n${USAGE}`);
+    const flags = readCli(process.argv.slice(2), CLI);
     profileEvent("rollback: node start and module load", performance.now());
     const stack = await profiled("rollback: open the stack", () => openStack(flags.stack as string));
     // Two engine calls at once: the state's export and the config.

@@ -11,7 +11,6 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { parseArgs } from "node:util";
 import { alembicRevisions, currentRevisions, judgeDowngrade, judgeRevisions } from "../lib/runbook/alembic";
 import { runAppCommand, scrub, secretForms } from "../lib/runbook/appCommand";
 import { parseBackfillSummary } from "../lib/runbook/backfillSummary";
@@ -29,75 +28,7 @@ import { BUDGETED_STEPS, BudgetedStep, readRehearsal, seconds, sideBySide, STEP_
 import { holdStepLocks } from "../lib/runbook/rolloutLock";
 import { columnStates, nullCounts, parityReport, schemaMismatches } from "../lib/postgres/schemaChecks";
 import { quote } from "../lib/process/shell";
-
-const HELP = `usage: rollout <command> [options]   (PROTEA_DB_URL must hold the database URL)
-
-commands (paths relative to the project root or "~/…"; durations like 90s, 30min, 4h):
-  preflight       the database answers; alembic current = --expected-head and the
-                  checkout's heads include --target-revision; --backup-dir can take a dump;
-                  with --access, the client tools answer and are not older than the server
-                    --app-dir DIR --alembic CMD --expected-head REV --target-revision REV
-                    [--backup-dir DIR] [--access url|docker-exec --container NAME
-                    --db-user USER --db-name DB]
-  backup          pg_dump -F c to <dir>/<label>-<UTC>.dump, verified with pg_restore --list,
-                  its SHA-256 beside it in <dump>.sha256
-                    --dir DIR --label LABEL --access url|docker-exec
-                    [--container NAME --db-user USER --db-name DB] [--timeout D]
-                    [--compression N] (pg_dump -Z: gzip level 0-9, rollout:backupCompression;
-                    default ${DEFAULT_BACKUP_COMPRESSION})
-  migrate         the migration, gated in the same invocation, holding the rollout lock:
-                  up: alembic current = --expected-head, then upgrade, then every column
-                  and index present; down: alembic current = --target-revision, then
-                  downgrade, then all absent; check: the database still has the migration
-                    --direction up|down|check --stack NAME --app-dir DIR --alembic CMD
-                    --expected-head REV --target-revision REV --columns JSON
-                    [--lock-timeout 2s --lock-retries 10 --lock-budget 2min] [--timeout D]
-                    [--resume-writers CMD --resume-on-failure true|false]
-                  the DDL runs in short tries: none while a session has held a lock on the
-                  tables longer than --lock-timeout, each try one transaction, backoff with
-                  jitter between tries; fails naming the blockers once the budget is spent
-  backfill        the application's backfill (--mode dry-run: read-only session), output
-                  scrubbed and summarised, all of it in a log file in --log-dir; the new
-                  columns' NULL counts before and after, from the database
-                    --mode dry-run|apply --stack NAME --app-dir DIR --backfill CMD --columns JSON
-                    [--batch-size N] [--force] [--log-dir DIR --label LABEL] [--timeout D]
-                    [--resume-writers CMD --resume-on-failure true|false]
-  writers         runs the operator's pause or resume command (rollout:pauseWriters/resumeWriters)
-                    --action pause|resume --command CMD [--timeout D]
-  verify-schema   every new column and index is present (or absent)
-                    --expect present|absent --columns JSON
-  verify-backfill the migration is still there, no NULL left in any new column;
-                  parity of the latest rows
-                    --columns JSON --parity-sample N [--stack NAME]
-                    [--parity-cutover TIME|ID [--parity-cutover-column COL] --report-dir DIR]
-                  with a cut-over: rows after it whose legacy and v2 values differ fail
-                  the gate, their first ids listed; every count in DIR/parity-<UTC>.json
-                    [--resume-writers CMD --resume-on-failure true|false]
-  probe           the dry run, read-only: database size, backup room, alembic
-                  current/heads and the gate's verdict, the client tools, pending
-                  SQL (alembic --sql) and its lock-safety reading, the sessions in
-                  the migration's way, the backfill's --dry-run; always exits 0, a
-                  failed probe is reported in the JSON
-                    --app-dir DIR --alembic CMD --backfill CMD --expected-head REV
-                    --target-revision REV --backup-dir DIR --columns JSON [--lock-timeout 2s]
-                    [--access url|docker-exec --container NAME --db-user USER --db-name DB]
-                    [--parity-cutover TIME|ID [--parity-cutover-column COL]]
-                    [--rehearsal FILE --rehearsal-size-factor N --budget-multiple N --budget-floor D]
-
-  rehearsal-report  rehearsal and production side by side (<label>-vs-rehearsal-<UTC>.md
-                  and .json in --dir), production's step times as JSON on stdin
-                    --rehearsal FILE --dir DIR --label LABEL [--budget-multiple N --budget-floor D]
-
-With --rehearsal FILE --budget-step backup|upgrade|backfillDryRun|backfillApply
-[--budget-multiple 3 --budget-floor 1min], a step stops past its rehearsal budget
-(multiple × its time in the drill's report × production's size over the drill's,
-at least the floor) when that is shorter than --timeout.
-
---columns is a JSON list of {"table","column","index","legacyColumn"}.
-preflight, migrate and probe read alembic current from alembic's version table,
---version-table T (table or schema.table; rollout:alembicVersionTable, default
-${DEFAULT_VERSION_TABLE}), without starting Python; alembic heads and the
-upgrade run the --alembic command.`;
+import { cliCommandsHelp, CliSpec, cliSpec, readCli } from "../lib/process/cliOptions";
 
 class GateFailure extends Error {}
 
@@ -107,6 +38,214 @@ const say = (line: string) => process.stderr.write(`${line}\n`);
 const result = (value: unknown) => process.stdout.write(`${JSON.stringify(value)}\n`);
 const DEFAULT_TIMEOUT = "4h";
 const [DEFAULT_LOCK_TIMEOUT, DEFAULT_LOCK_RETRIES, DEFAULT_LOCK_BUDGET] = ["2s", "10", "2min"];
+
+/** The flags several subcommands take; a table takes one as it is, or with its own `required`/description. */
+const FLAG = {
+    "app-dir": { type: "string", value: "DIR", required: true, description: "the application's checkout, where alembic and the backfill run" },
+    alembic: { type: "string", value: "CMD", required: true, description: "the command that runs alembic in --app-dir" },
+    "expected-head": { type: "string", value: "REV", required: true, description: "the revision the database is at before the migration (rollout:expectedHead)" },
+    "target-revision": { type: "string", value: "REV", required: true, description: "the migration's revision (rollout:targetRevision)" },
+    "version-table": {
+        type: "string",
+        value: "T",
+        default: DEFAULT_VERSION_TABLE,
+        description: "alembic's version table, table or schema.table (rollout:alembicVersionTable): alembic current is read from it, without starting Python",
+    },
+    columns: { type: "string", value: "JSON", required: true, description: 'the new columns, a JSON list of {"table","column","index","legacyColumn"}' },
+    stack: { type: "string", value: "NAME", required: true, description: "the stack as <project>/<stack>, named as the rollout lock's holder" },
+    backfill: { type: "string", value: "CMD", required: true, description: "the application's backfill command, run in --app-dir" },
+    access: { type: "string", value: "url|docker-exec", description: "where the client tools run: on this host, against PROTEA_DB_URL, or docker exec in --container" },
+    container: { type: "string", value: "NAME", default: "protea-postgres-1", description: "docker-exec: the database's container" },
+    "db-user": { type: "string", value: "USER", default: "protea", description: "docker-exec: the database user" },
+    "db-name": { type: "string", value: "DB", default: "protea", description: "docker-exec: the database" },
+    "lock-timeout": { type: "string", value: "D", default: DEFAULT_LOCK_TIMEOUT, description: "lock_timeout of each try; no try starts while a session has held a lock on the tables longer than this" },
+    "lock-retries": { type: "string", value: "N", default: DEFAULT_LOCK_RETRIES, description: "tries after the first" },
+    "lock-budget": { type: "string", value: "D", default: DEFAULT_LOCK_BUDGET, description: "the time all tries may take; past it, the step fails naming the blockers" },
+    "parity-cutover": { type: "string", value: "TIME|ID", description: "rollout:parityCutover: rows after it must have equal legacy and v2 values" },
+    "parity-cutover-column": { type: "string", value: "COL", description: "the column compared with --parity-cutover (default created_at for a time, the primary key for an id)" },
+    rehearsal: { type: "string", value: "FILE", description: "a drill's report (.json) whose step times set the budgets" },
+    "budget-step": {
+        type: "string",
+        value: "STEP",
+        description: `with --rehearsal, one of ${BUDGETED_STEPS.join(", ")}: the step stops past its rehearsal budget (multiple × its time in the drill's report × production's size over the drill's, at least the floor) when that is shorter than --timeout`,
+    },
+    "budget-multiple": { type: "string", value: "N", default: "3", description: "a budget's multiple of the rehearsed time (rollout:budgetMultiple)" },
+    "budget-floor": { type: "string", value: "D", default: "1min", description: "the smallest budget (rollout:budgetFloor)" },
+    "resume-writers": { type: "string", value: "CMD", description: "rollout:resumeWriters: when this step fails after the writers were paused, it resumes them with this" },
+    "resume-on-failure": { type: "string", value: "true|false", default: "true", description: "false: leave the writers paused when the step fails (rollout:resumeOnFailure)" },
+    timeout: { type: "string", value: "D", default: DEFAULT_TIMEOUT, description: "how long the step may run (rollout:stepTimeout)" },
+} as const;
+
+const CLIENT_TOOLS = { access: FLAG.access, container: FLAG.container, "db-user": FLAG["db-user"], "db-name": FLAG["db-name"] } as const;
+const BUDGET = { rehearsal: FLAG.rehearsal, "budget-step": FLAG["budget-step"], "budget-multiple": FLAG["budget-multiple"], "budget-floor": FLAG["budget-floor"] } as const;
+const RESUME = { "resume-writers": FLAG["resume-writers"], "resume-on-failure": FLAG["resume-on-failure"] } as const;
+const ALEMBIC = { "app-dir": FLAG["app-dir"], alembic: FLAG.alembic, "expected-head": FLAG["expected-head"], "target-revision": FLAG["target-revision"], "version-table": FLAG["version-table"] } as const;
+
+/** Each subcommand's flags and help (`rollout <command> --help`). */
+const SUBCOMMANDS = {
+    preflight: cliSpec({
+        usage: "rollout preflight",
+        description: `the database answers; alembic current = --expected-head and the checkout's
+heads include --target-revision; --backup-dir can take a dump; with --access,
+the client tools answer and are not older than the server`,
+        options: {
+            ...ALEMBIC,
+            "backup-dir": { type: "string", value: "DIR", description: "check it can take a dump of the database" },
+            ...CLIENT_TOOLS,
+            access: { ...FLAG.access, description: `${FLAG.access.description}; with it, the client tools are checked` },
+            timeout: FLAG.timeout,
+        },
+    }),
+    backup: cliSpec({
+        usage: "rollout backup",
+        description: `pg_dump -F c to <dir>/<label>-<UTC>.dump, verified with pg_restore --list,
+its SHA-256 beside it in <dump>.sha256`,
+        options: {
+            dir: { type: "string", value: "DIR", required: true, description: "where the dump goes (rollout:backupDir)" },
+            label: { type: "string", value: "LABEL", required: true, description: "the dump's file name prefix" },
+            ...CLIENT_TOOLS,
+            access: { ...FLAG.access, required: true },
+            compression: { type: "string", value: "N", default: String(DEFAULT_BACKUP_COMPRESSION), description: "pg_dump -Z: gzip level 0-9 (rollout:backupCompression)" },
+            timeout: FLAG.timeout,
+            ...BUDGET,
+        },
+    }),
+    migrate: cliSpec({
+        usage: "rollout migrate",
+        description: `the migration, gated in the same invocation, holding the rollout lock:
+up: alembic current = --expected-head, then upgrade, then every column and index
+present; down: alembic current = --target-revision, then downgrade, then all
+absent; check: the database still has the migration
+
+The DDL runs in short tries: none while a session has held a lock on the tables
+longer than --lock-timeout, each try one transaction, backoff with jitter
+between tries; it fails naming the blockers once the budget is spent.`,
+        options: {
+            direction: { type: "string", value: "up|down|check", required: true, description: "upgrade, downgrade, or check the database still has the migration" },
+            stack: FLAG.stack,
+            ...ALEMBIC,
+            columns: FLAG.columns,
+            "lock-timeout": FLAG["lock-timeout"],
+            "lock-retries": FLAG["lock-retries"],
+            "lock-budget": FLAG["lock-budget"],
+            timeout: FLAG.timeout,
+            ...BUDGET,
+            ...RESUME,
+        },
+    }),
+    backfill: cliSpec({
+        usage: "rollout backfill",
+        description: `the application's backfill (--mode dry-run: read-only session), output
+scrubbed and summarised, all of it in a log file in --log-dir; the new columns'
+NULL counts before and after, from the database`,
+        options: {
+            mode: { type: "string", value: "dry-run|apply", required: true, description: "dry-run: the backfill's --dry-run in a read-only session; apply: in batches" },
+            stack: FLAG.stack,
+            "app-dir": FLAG["app-dir"],
+            backfill: FLAG.backfill,
+            columns: FLAG.columns,
+            "batch-size": { type: "string", value: "N", description: "apply: rows per batch (required with --mode apply)" },
+            force: { type: "boolean", description: "pass --force to the backfill" },
+            "log-dir": { type: "string", value: "DIR", description: "keep all of the backfill's output in <label>-backfill-<mode>-<UTC>.log in it" },
+            label: { type: "string", value: "LABEL", default: "rollout", description: "the log file's prefix" },
+            timeout: FLAG.timeout,
+            ...BUDGET,
+            ...RESUME,
+        },
+    }),
+    writers: cliSpec({
+        usage: "rollout writers",
+        description: "runs the operator's pause or resume command (rollout:pauseWriters/resumeWriters)",
+        options: {
+            action: { type: "string", value: "pause|resume", required: true, description: "which of the two it is" },
+            command: { type: "string", value: "CMD", required: true, description: "the operator's command, run in the project's folder" },
+            timeout: FLAG.timeout,
+        },
+    }),
+    "verify-schema": cliSpec({
+        usage: "rollout verify-schema",
+        description: "every new column and index is present (or absent)",
+        options: {
+            expect: { type: "string", value: "present|absent", required: true, description: "what the new columns and indexes must be" },
+            columns: FLAG.columns,
+            timeout: FLAG.timeout,
+        },
+    }),
+    "verify-backfill": cliSpec({
+        usage: "rollout verify-backfill",
+        description: `the migration is still there, no NULL left in any new column; parity of the
+latest rows
+
+With a cut-over: rows after it whose legacy and v2 values differ fail the gate,
+their first ids listed; every count in DIR/parity-<UTC>.json.`,
+        options: {
+            columns: FLAG.columns,
+            "parity-sample": { type: "string", value: "N", required: true, description: "the latest N rows of each table are checked for parity (rollout:paritySample)" },
+            stack: { ...FLAG.stack, required: false },
+            "parity-cutover": FLAG["parity-cutover"],
+            "parity-cutover-column": FLAG["parity-cutover-column"],
+            "report-dir": { type: "string", value: "DIR", description: "with --parity-cutover: where parity-<UTC>.json goes" },
+            timeout: FLAG.timeout,
+            ...RESUME,
+        },
+    }),
+    probe: cliSpec({
+        usage: "rollout probe",
+        description: `the dry run, read-only: database size, backup room, alembic current/heads and
+the gate's verdict, the client tools, pending SQL (alembic --sql) and its
+lock-safety reading, the sessions in the migration's way, the backfill's
+--dry-run; always exits 0, a failed probe is reported in the JSON`,
+        options: {
+            ...ALEMBIC,
+            backfill: FLAG.backfill,
+            "backup-dir": { type: "string", value: "DIR", required: true, description: "where the backup goes: its free room against the database's size" },
+            columns: FLAG.columns,
+            "lock-timeout": { ...FLAG["lock-timeout"], description: "the migration's lock_timeout: sessions holding locks longer are in its way" },
+            ...CLIENT_TOOLS,
+            access: { ...FLAG.access, description: `${FLAG.access.description}; with it, the client tools are probed` },
+            "parity-cutover": FLAG["parity-cutover"],
+            "parity-cutover-column": FLAG["parity-cutover-column"],
+            rehearsal: { ...FLAG.rehearsal, description: "a drill's report (.json) to compare with, and whose step times project production's" },
+            "rehearsal-size-factor": { type: "string", value: "N", default: "4", description: "warn when the sizes differ by more than this factor (rollout:rehearsalSizeFactor)" },
+            "budget-multiple": FLAG["budget-multiple"],
+            "budget-floor": FLAG["budget-floor"],
+            timeout: FLAG.timeout,
+        },
+    }),
+    "rehearsal-report": cliSpec({
+        usage: "rollout rehearsal-report",
+        description: `rehearsal and production side by side (<label>-vs-rehearsal-<UTC>.md and
+.json in --dir), production's step times as JSON on stdin`,
+        options: {
+            rehearsal: { ...FLAG.rehearsal, required: true, description: "the drill's report (.json)" },
+            dir: { type: "string", value: "DIR", required: true, description: "where the report goes" },
+            label: { type: "string", value: "LABEL", required: true, description: "the report's file name prefix" },
+            "budget-multiple": FLAG["budget-multiple"],
+            "budget-floor": FLAG["budget-floor"],
+            timeout: FLAG.timeout,
+        },
+    }),
+};
+
+const HELP = cliCommandsHelp(
+    "rollout <command> [options]",
+    `The rollout's steps, gates and probes; PROTEA_DB_URL must hold the database
+URL. Paths are relative to the project root or "~/…"; durations look like 90s,
+30min, 4h. Progress goes to stderr; the result is one JSON line on stdout. A
+failed gate or step exits 1 with the reason.
+
+--columns is a JSON list of {"table","column","index","legacyColumn"}.
+preflight, migrate and probe read alembic current from alembic's version table,
+--version-table T (table or schema.table; rollout:alembicVersionTable, default
+${DEFAULT_VERSION_TABLE}), without starting Python; alembic heads and the
+upgrade run the --alembic command.
+
+With --rehearsal FILE --budget-step backup|upgrade|backfillDryRun|backfillApply
+[--budget-multiple 3 --budget-floor 1min], a step stops past its rehearsal budget
+(multiple × its time in the drill's report × production's size over the drill's,
+at least the floor) when that is shorter than --timeout.`,
+    SUBCOMMANDS,
+);
 
 function required(values: Values, name: string): string {
     const value = values[name];
@@ -525,7 +664,7 @@ async function probe(values: Values): Promise<void> {
     result(report);
 }
 
-const COMMANDS: Record<string, (values: Values) => Promise<void>> = {
+const COMMANDS: Record<keyof typeof SUBCOMMANDS, (values: Values) => Promise<void>> = {
     preflight,
     backup,
     migrate: (values) => (values.direction === "down" ? migrate(values) : afterPause(values, () => migrate(values))),
@@ -537,17 +676,6 @@ const COMMANDS: Record<string, (values: Values) => Promise<void>> = {
     "rehearsal-report": rehearsalReport,
 };
 
-const OPTIONS = {
-    "app-dir": { type: "string" }, alembic: { type: "string" }, "expected-head": { type: "string" },
-    "target-revision": { type: "string" }, "version-table": { type: "string" }, expect: { type: "string" }, columns: { type: "string" },
-    dir: { type: "string" }, label: { type: "string" }, compression: { type: "string" }, access: { type: "string" }, container: { type: "string" },
-    "db-user": { type: "string" }, "db-name": { type: "string" }, "parity-sample": { type: "string" },
-    backfill: { type: "string" }, "backup-dir": { type: "string" }, stack: { type: "string" },
-    direction: { type: "string" }, mode: { type: "string" }, "batch-size": { type: "string" }, force: { type: "boolean" },
-    "log-dir": { type: "string" }, "parity-cutover": { type: "string" }, "parity-cutover-column": { type: "string" }, "report-dir": { type: "string" }, rehearsal: { type: "string" }, "budget-step": { type: "string" }, "budget-multiple": { type: "string" }, "budget-floor": { type: "string" }, "rehearsal-size-factor": { type: "string" }, "lock-timeout": { type: "string" }, "lock-retries": { type: "string" }, "lock-budget": { type: "string" }, timeout: { type: "string" },
-    "resume-writers": { type: "string" }, "resume-on-failure": { type: "string" }, action: { type: "string" }, command: { type: "string" },
-} as const;
-
 const mainStarted = performance.now();
 
 async function main(argv: string[]): Promise<number> {
@@ -556,12 +684,12 @@ async function main(argv: string[]): Promise<number> {
         process.stdout.write(`${HELP}\n`);
         return name ? 0 : 2;
     }
-    const command = COMMANDS[name];
-    if (!command) {
+    if (!Object.hasOwn(SUBCOMMANDS, name)) {
         say(`rollout: unknown command "${name}"\n\n${HELP}`);
         return 2;
     }
-    const { values } = parseArgs({ args: rest, options: OPTIONS });
+    const command = name as keyof typeof SUBCOMMANDS;
+    const values: Values = readCli(rest, SUBCOMMANDS[command] as CliSpec);
     completeDatabaseUrlFromPasswordFile();
     // Every subcommand is bounded; steps that run children also stop them at their own timeout.
     stepLimit = await resolveStepLimit(values);
@@ -570,7 +698,7 @@ async function main(argv: string[]): Promise<number> {
         stopAllChildren("SIGKILL");
         process.exit(1);
     }, stepLimit.ms + 30_000).unref();
-    await command(values);
+    await COMMANDS[command](values);
     return 0;
 }
 

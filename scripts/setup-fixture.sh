@@ -20,7 +20,7 @@ has_server_binaries() {
     [[ -x "$dir/initdb" && -x "$dir/pg_ctl" && -x "$dir/postgres" ]]
 }
 
-# Same search order as lib/postgres/postgresCluster.ts: PATH, Debian's versioned
+# Same search order as lib/postgres/cluster/serverBinaries.ts: PATH, Debian's versioned
 # directories (newest first), then pg_config --bindir.
 find_postgres_bindir() {
     local candidate

@@ -4,7 +4,8 @@
  * API in the CLIs. The only place raw config is interpreted.
  */
 import * as os from "node:os";
-import { CONFIG_KEYS, parseRolloutConfig, RawConfig, RolloutConfig, RolloutConfigError } from "./config";
+import { RawConfig, RolloutConfig, RolloutConfigError } from "./config";
+import { CONFIG_KEYS, parseRolloutConfig } from "./parseRolloutConfig";
 import { DRILL_KEYS, DrillConfig, drillDatabaseUrl, parseDrillConfig } from "./drillConfig";
 import { readPasswordFile } from "./passwordFile";
 import { PROJECT_ROOT } from "../process/projectRoot";

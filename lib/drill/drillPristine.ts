@@ -19,11 +19,14 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { databaseFromEnvironment } from "../postgres/database";
 import { resolveDrillPath } from "../config/drillConfig";
+import { describeLoad, LOAD_RECORD, LoadRecord } from "./loadRecord";
 import {
-    describeLoad, dropPristine, findPristine, listPristines, LOAD_RECORD, LoadRecord, pristinesOfDump, removeAbandonedTemps, savePristine,
-    sha256File, shaPrefix, stalePristines,
+    dropPristine, findPristine, listPristines, pristinesOfDump, removeAbandonedTemps, savePristine, sha256File, shaPrefix, stalePristines,
 } from "./pristineCopy";
-import { ClusterLocation, controlData, serverMajorVersion, setRolePasswordInDir, startClusterFromCopy, startServerInDir, stopServerInDir } from "../postgres/postgresCluster";
+import { controlData } from "../postgres/cluster/clusterFiles";
+import { ClusterLocation } from "../postgres/cluster/clusterLayout";
+import { setRolePasswordInDir, startClusterFromCopy, startServerInDir, stopServerInDir } from "../postgres/cluster/detachedCluster";
+import { serverMajorVersion } from "../postgres/cluster/serverBinaries";
 
 type Values = Record<string, string | boolean | undefined>;
 

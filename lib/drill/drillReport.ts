@@ -10,7 +10,7 @@ import * as path from "node:path";
 import type { EngineEvent } from "@pulumi/pulumi/automation";
 import type { Client } from "pg";
 import { run } from "../process/processes";
-import type { LoadRecord } from "./pristineCopy";
+import type { LoadRecord } from "./loadRecord";
 import type { Rehearsal } from "../runbook/rehearsal";
 
 export interface StepTiming {
@@ -48,7 +48,7 @@ export interface DrillReport {
      * Local engine, from a dump: how the clone was loaded: `restored`
      * (pg_restore, and a pristine copy kept for the next drill) or `cloned`
      * (a copy of an earlier drill's pristine copy of the same dump), with its
-     * times (lib/drill/pristineCopy.ts LoadRecord) and a one-line summary.
+     * times (lib/drill/loadRecord.ts LoadRecord) and a one-line summary.
      */
     load?: LoadRecord & { summary: string };
     steps: StepTiming[];

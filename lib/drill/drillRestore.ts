@@ -16,7 +16,7 @@
  *   gain little (94-100 s either way): the restore's floor there is one
  *   table's COPY followed by its GIN index build, which PostgreSQL 15 runs
  *   on one core whatever the memory. The server's own settings stay as the
- *   drill cluster starts them (lib/postgres/postgresCluster.ts, durabilityOff).
+ *   drill cluster starts them (lib/postgres/cluster/, durabilityOff).
  *
  * The caller (bin/drill-db.ts) checks the dump and reports; this only runs it.
  */

@@ -24,12 +24,12 @@
  *   a dump with that exact content comes back; `protea-drill-db pristine
  *   --prune` removes those, `--drop` one dump's.
  */
-import { spawn } from "node:child_process";
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as fsp from "node:fs/promises";
 import * as path from "node:path";
 import { resolveDrillPath } from "../config/drillConfig";
+import { copyDataDir, fsyncPath, fsyncTree, treeBytes } from "./dataDirCopy";
 
 /** Where the pristine copies live, relative to the project root. */
 export const PRISTINE_ROOT_SETTING = path.posix.join(".state", "drill-pristine");
@@ -97,72 +97,6 @@ export function findPristine(sha256: string, options: { pgVersion?: string; root
 export function listPristines(root = pristineRoot()): Pristine[] {
     if (!fs.existsSync(root)) return [];
     return fs.readdirSync(root).filter((name) => SHA256.test(name)).map((name) => findPristine(name, { root })).filter((p): p is Pristine => p !== undefined);
-}
-
-function runQuiet(command: string, args: string[]): Promise<void> {
-    return new Promise((resolve, reject) => {
-        const child = spawn(command, args, { stdio: ["ignore", "ignore", "pipe"] });
-        let stderr = "";
-        child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
-        child.on("error", reject);
-        child.on("close", (code) => (code === 0 ? resolve() : reject(new Error(`${command} ${args.join(" ")} failed (exit ${code}): ${stderr.trim().slice(-500)}`))));
-    });
-}
-
-/**
- * A full copy of a data directory, owners and modes kept (`cp -a`: never hard
- * links; `--reflink=auto` shares blocks only where the filesystem copies on
- * write, so either side's writes never reach the other). `to` must not exist.
- */
-export async function copyDataDir(from: string, to: string, options: { onlyWalFile?: string } = {}): Promise<void> {
-    const cp = (sources: string[], into: string) => (sources.length ? runQuiet("cp", ["-a", "--reflink=auto", "--", ...sources, into]) : Promise.resolve());
-    if (!options.onlyWalFile) return cp([from], to);
-    // A cleanly stopped cluster needs only its last checkpoint's WAL file: the segments before it are
-    // spent, those after it recycled leftovers (after a big restore, as much again as the data).
-    const wal = path.join(from, "pg_wal");
-    if (!fs.lstatSync(wal).isDirectory()) throw new Error(`${wal} is not a directory (a WAL folder elsewhere is not supported)`);
-    if (!fs.existsSync(path.join(wal, options.onlyWalFile))) throw new Error(`${wal} lacks ${options.onlyWalFile}, its last checkpoint's WAL file`);
-    const stat = fs.statSync(from);
-    await fsp.mkdir(to, { mode: stat.mode & 0o7777 });
-    await cp(fs.readdirSync(from).filter((name) => name !== "pg_wal").map((name) => path.join(from, name)), to);
-    const walStat = fs.statSync(wal);
-    await fsp.mkdir(path.join(to, "pg_wal"), { mode: walStat.mode & 0o7777 });
-    const segment = /^[0-9A-F]{24}$/;
-    await cp(fs.readdirSync(wal).filter((name) => !segment.test(name) || name === options.onlyWalFile).map((name) => path.join(wal, name)), path.join(to, "pg_wal"));
-    for (const [dir, st] of [[to, stat], [path.join(to, "pg_wal"), walStat]] as const) {
-        await fsp.chmod(dir, st.mode & 0o7777);
-        if (process.getuid?.() === 0) await fsp.chown(dir, st.uid, st.gid);
-    }
-}
-
-/** Sum of file sizes below `dir`. */
-export function treeBytes(dir: string): number {
-    let total = 0;
-    for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
-        const full = path.join(dir, entry.name);
-        if (entry.isDirectory()) total += treeBytes(full);
-        else if (entry.isFile()) total += fs.statSync(full).size;
-    }
-    return total;
-}
-
-async function fsyncPath(file: string): Promise<void> {
-    const handle = await fsp.open(file, "r");
-    try {
-        await handle.sync();
-    } finally {
-        await handle.close();
-    }
-}
-
-/** fsync every file and folder below `dir` (files first), and `dir` itself. */
-async function fsyncTree(dir: string): Promise<void> {
-    for (const entry of await fsp.readdir(dir, { withFileTypes: true })) {
-        const full = path.join(dir, entry.name);
-        if (entry.isDirectory()) await fsyncTree(full);
-        else if (entry.isFile()) await fsyncPath(full);
-    }
-    await fsyncPath(dir);
 }
 
 function processAlive(pid: number): boolean {
@@ -269,45 +203,4 @@ export async function stalePristines(root = pristineRoot()): Promise<Pristine[]>
         if (!there || (await sha256File(p.meta.dumpPath)) !== p.meta.sha256) stale.push(p);
     }
     return stale;
-}
-
-/** What a drill's load step did, for the report (written by `protea-drill-db load-dump`). */
-export interface LoadRecord {
-    /** `restored`: pg_restore ran (and a pristine was kept unless `pristineError`); `cloned`: a copy of the pristine. */
-    mode: "restored" | "cloned";
-    sha256?: string;
-    /** Seconds hashing the dump. */
-    hashSeconds?: number;
-    /** restored: pg_restore's seconds. */
-    restoreSeconds?: number;
-    /** restored: seconds keeping the pristine (stop, copy, fsync, start). */
-    pristineSeconds?: number;
-    /** restored: why no pristine was kept. */
-    pristineError?: string;
-    /** cloned: seconds copying the pristine's data directory, and starting the server on it with the drill's password. */
-    copySeconds?: number;
-    startSeconds?: number;
-    /** The pristine's folder and size, and when it was made. */
-    pristineDir?: string;
-    pristineBytes?: number;
-    pristineCreatedAt?: string;
-    /** Wall seconds of the whole load (hash + restore + pristine, or hash + copy + start). */
-    seconds: number;
-}
-
-/** The load record's file in the cluster's folder (removed with it). */
-export const LOAD_RECORD = "drill-load.json";
-
-/** One line for people: "cloned from pristine 3f2a9c1b0d4e in 3.1 s" / "restored in 84.0 s; pristine … kept". */
-export function describeLoad(record: LoadRecord): string {
-    const s = (n: number | undefined) => `${(n ?? 0).toFixed(1)} s`;
-    const gib = (n: number | undefined) => (n === undefined ? "?" : n >= 2 ** 30 ? `${(n / 2 ** 30).toFixed(2)} GiB` : `${(n / 2 ** 20).toFixed(1)} MiB`);
-    const sha = record.sha256 ? shaPrefix(record.sha256) : "?";
-    if (record.mode === "cloned") {
-        return `cloned from pristine ${sha} in ${s(record.seconds)} (sha256 ${s(record.hashSeconds)}, copy of ${gib(record.pristineBytes)} ${s(record.copySeconds)}, start ${s(record.startSeconds)}; no pg_restore)`;
-    }
-    const kept = record.pristineError
-        ? `no pristine kept: ${record.pristineError}`
-        : `pristine ${sha} kept for the next drill (${gib(record.pristineBytes)}, ${s(record.pristineSeconds)})`;
-    return `restored in ${s(record.seconds)} (sha256 ${s(record.hashSeconds)}, pg_restore ${s(record.restoreSeconds)}); ${kept}`;
 }

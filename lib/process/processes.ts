@@ -1,10 +1,15 @@
+/** Running child processes (no shell unless asked), their output, and whether a pid still runs. */
 import { ChildProcess, spawn } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
 import { processLabel, profileEvent, profiling } from "./profileLog";
 
 export interface RunResult {
     code: number;
     stdout: string;
     stderr: string;
+    /** The signal that ended the program, if one did (then `code` is 128). */
+    signal?: NodeJS.Signals;
 }
 
 export interface RunOptions {
@@ -45,9 +50,17 @@ export function run(program: string, args: string[], options: RunOptions = {}): 
         const started = profiling() ? performance.now() : 0;
         child.on("close", (code, signal) => {
             if (started) profileEvent(processLabel(program, args), performance.now() - started);
-            resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr });
+            resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr, ...(signal ? { signal } : {}) });
         });
     });
+}
+
+/** As `run`, but rejects when the program fails, with its exit status and the tail of its output. */
+export async function runOrThrow(program: string, args: string[], options: RunOptions = {}): Promise<RunResult> {
+    const result = await run(program, args, options);
+    if (result.code === 0) return result;
+    const status = result.signal ? `signal ${result.signal}` : `exit code ${result.code}`;
+    throw new Error(`${path.basename(program)} ${args[0] ?? ""} failed (${status}):\n${tail(result.stderr || result.stdout, 20)}`);
 }
 
 /** Runs an operator-configured shell command (e.g. `poetry run alembic current`). */
@@ -58,4 +71,31 @@ export function runShell(commandLine: string, options: RunOptions = {}): Promise
 /** The last lines of a command's output, for error messages. */
 export function tail(text: string, lines = 15): string {
     return text.trimEnd().split("\n").slice(-lines).join("\n");
+}
+
+/** True while `pid` runs; a zombie counts as gone (PID 1 here may never reap it). */
+export function isProcessAlive(pid: number): boolean {
+    try {
+        const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+        const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+        return state !== "Z" && state !== "X";
+    } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === "ENOENT") return false;
+    }
+    try {
+        process.kill(pid, 0);
+        return true;
+    } catch (error) {
+        return (error as NodeJS.ErrnoException).code === "EPERM";
+    }
+}
+
+/** Polls `condition` every 50 ms until it holds or `timeoutMs` passes; returns whether it held. */
+export async function waitUntil(condition: () => boolean, timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+        if (condition()) return true;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    return condition();
 }

@@ -4,38 +4,28 @@
  * database the two must agree, at base, at the expected head and at the
  * target, and a version table named in config is read where it lives.
  */
-import { Client } from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { currentRevisions } from "../../lib/runbook/alembic";
-import { useTemporaryPostgresCluster } from "../../lib/postgres/postgresCluster";
+import { withDb } from "./helpers/db";
+import { useTemporaryPostgresCluster } from "./helpers/temporaryCluster";
 import { alembic, alembicCurrent, EXPECTED_HEAD, expectSuccess, T16_REVISION } from "./helpers/fixture";
 
 const cluster = useTemporaryPostgresCluster({ beforeAll, afterAll });
 
-async function withClient<T>(use: (client: Client) => Promise<T>): Promise<T> {
-    const client = new Client(cluster().clientConfig);
-    await client.connect();
-    try {
-        return await use(client);
-    } finally {
-        await client.end();
-    }
-}
-
 describe("alembic current, read from the version table", () => {
     it("agrees with `alembic current` at base, at the expected head and at the target", async () => {
         const url = cluster().sqlalchemyUrl;
-        expect(await withClient((c) => currentRevisions(c, "alembic_version"))).toEqual([]);
+        expect(await withDb(cluster().clientConfig, (c) => currentRevisions(c, "alembic_version"))).toEqual([]);
         expect(await alembicCurrent(url)).toBeUndefined();
         for (const revision of [EXPECTED_HEAD, T16_REVISION]) {
             expectSuccess(await alembic(url, "upgrade", revision), `alembic upgrade ${revision}`);
-            expect(await withClient((c) => currentRevisions(c, "alembic_version"))).toEqual([(await alembicCurrent(url))!]);
-            expect(await withClient((c) => currentRevisions(c, "alembic_version"))).toEqual([revision]);
+            expect(await withDb(cluster().clientConfig, (c) => currentRevisions(c, "alembic_version"))).toEqual([(await alembicCurrent(url))!]);
+            expect(await withDb(cluster().clientConfig, (c) => currentRevisions(c, "alembic_version"))).toEqual([revision]);
         }
     }, 120_000);
 
     it("reads a version table in another schema, with its name's case, and none where there is no table", async () => {
-        await withClient(async (c) => {
+        await withDb(cluster().clientConfig, async (c) => {
             await c.query(`CREATE SCHEMA deploy; CREATE TABLE deploy."Versions" (version_num varchar(32) PRIMARY KEY); INSERT INTO deploy."Versions" VALUES ('b2'), ('a1')`);
             expect(await currentRevisions(c, "deploy.Versions")).toEqual(["a1", "b2"]);
             expect(await currentRevisions(c, "deploy.missing_versions")).toEqual([]);

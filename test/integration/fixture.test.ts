@@ -7,7 +7,8 @@
  */
 import * as fs from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { isProcessAlive, useTemporaryPostgresCluster } from "../../lib/postgres/postgresCluster";
+import { isProcessAlive } from "../../lib/process/processes";
+import { useTemporaryPostgresCluster } from "./helpers/temporaryCluster";
 import {
     clearWriteLog,
     columnExists,

@@ -9,7 +9,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { useTemporaryPostgresCluster } from "../../lib/postgres/postgresCluster";
+import { useTemporaryPostgresCluster } from "./helpers/temporaryCluster";
 import { queryRows, withDb } from "./helpers/db";
 import { newTestStack, TestStack } from "./helpers/engine";
 import { alembic, EXPECTED_HEAD, expectSuccess, FIXTURE_PYTHON, fixtureStackConfig, PROJECT_ROOT, seedSample } from "./helpers/fixture";

@@ -12,7 +12,7 @@ import * as path from "node:path";
 import type { EngineEvent } from "@pulumi/pulumi/automation";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { DryRun } from "../../components/previewReport";
-import { useTemporaryPostgresCluster } from "../../lib/postgres/postgresCluster";
+import { useTemporaryPostgresCluster } from "./helpers/temporaryCluster";
 import { countRows, queryScalar, withDb } from "./helpers/db";
 import { newTestStack, TestStack } from "./helpers/engine";
 import { alembic, alembicCurrent, EXPECTED_HEAD, expectSuccess, fixtureStackConfig, PROJECT_ROOT, seedSample, T16_REVISION } from "./helpers/fixture";

@@ -20,10 +20,10 @@ import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { Client } from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DrillReport, TableChecksum, tableChecksums } from "../../lib/drill/drillReport";
-import { useTemporaryPostgresCluster } from "../../lib/postgres/postgresCluster";
+import { withDb } from "./helpers/db";
+import { useTemporaryPostgresCluster } from "./helpers/temporaryCluster";
 import { PRISTINE_META, sha256File } from "../../lib/drill/pristineCopy";
 import { run } from "../../lib/process/processes";
 import { alembic, EXPECTED_HEAD, expectSuccess, PROJECT_ROOT, seedSample } from "./helpers/fixture";
@@ -68,13 +68,7 @@ beforeAll(async () => {
     const cluster = source();
     expectSuccess(await alembic(cluster.sqlalchemyUrl, "upgrade", EXPECTED_HEAD), "alembic upgrade");
     expectSuccess(await seedSample(cluster.sqlalchemyUrl, ["--datasets", "3", "--reranker-models", "40", "--embedding-rows", "30"]), "seed");
-    const client = new Client(cluster.clientConfig);
-    await client.connect();
-    try {
-        sourceTables = await tableChecksums(client);
-    } finally {
-        await client.end();
-    }
+    sourceTables = await withDb(cluster.clientConfig, tableChecksums);
     const dumped = await run("pg_dump", ["-F", "c", "-Z", "1", "-f", dump], { env: { ...process.env, ...cluster.libpqEnv } });
     expect(dumped.code, dumped.stderr).toBe(0);
     sha = await sha256File(dump);

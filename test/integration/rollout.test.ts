@@ -9,7 +9,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { Client } from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { useTemporaryPostgresCluster } from "../../lib/postgres/postgresCluster";
+import { useTemporaryPostgresCluster } from "./helpers/temporaryCluster";
 import { countRows, columnExists, indexExists, installWriteLog, writeLogStats } from "./helpers/db";
 import { newTestStack, npmRun as runNpmScript, TestStack } from "./helpers/engine";
 import { alembic, alembicCurrent, EXPECTED_HEAD, expectSuccess, FIXTURE_PYTHON, fixtureStackConfig, PROJECT_ROOT, seedSample } from "./helpers/fixture";

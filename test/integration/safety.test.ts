@@ -11,7 +11,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { Client } from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { useTemporaryPostgresCluster } from "../../lib/postgres/postgresCluster";
+import { useTemporaryPostgresCluster } from "./helpers/temporaryCluster";
 import { columnExists, countRows } from "./helpers/db";
 import { newTestStack, npmRun as runNpmScript, TestStack } from "./helpers/engine";
 import { alembic, alembicCurrent, EXPECTED_HEAD, expectSuccess, FIXTURE_PYTHON, fixtureStackConfig, PROJECT_ROOT, seedSample } from "./helpers/fixture";
@@ -369,7 +369,7 @@ async function killUpWhen(s: TestStack, moment: string, meanwhile: (watcher: Cli
 }
 
 const orphansOf = async (stackName: string) => {
-    const { findOrphanedEngineProcesses } = await import("../../lib/runbook/interruptedRun");
+    const { findOrphanedEngineProcesses } = await import("../../lib/runbook/interruptedRun/orphanedProcesses");
     return findOrphanedEngineProcesses(PROJECT_ROOT).filter((p) => p.stack === null || p.stack === stackName);
 };
 

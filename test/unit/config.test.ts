@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { DEFAULT_NEW_COLUMNS, parseRolloutConfig, RolloutConfigError } from "../../lib/config/config";
+import { DEFAULT_NEW_COLUMNS, RolloutConfigError } from "../../lib/config/config";
+import { parseRolloutConfig } from "../../lib/config/parseRolloutConfig";
 
 const URL = "postgresql+psycopg://protea:s3cr3t-pw@127.0.0.1:5432/protea";
 

@@ -8,7 +8,7 @@ import { parseDrillConfig, workingSettings, withoutStackSecrets } from "../../li
 import { compareTableData, containersNamed, dockerCloneRemoved, progressLine, TableChecksum } from "../../lib/drill/drillReport";
 import { PROJECT_ROOT } from "../../lib/process/projectRoot";
 import { RolloutConfigError } from "../../lib/config/config";
-import { clusterLocation, relocatedClusterDir } from "../../lib/postgres/postgresCluster";
+import { clusterLocation, relocatedClusterDir } from "../../lib/postgres/cluster/clusterLayout";
 import { resolveStackConfig } from "../../lib/config/stackConfig";
 import { registered, registrations, settle, valueOf } from "./helpers/mocks";
 import { rerunsFor } from "../../lib/runbook/rolloutPhase";

@@ -3,28 +3,12 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import {
-    backendDirectory,
-    clearStaleLock,
-    describeProcess,
-    endProcesses,
-    engineAddressOf,
-    engineRoleOf,
-    findStackLock,
-    isListening,
-    parseLockFile,
-    parseMetaVersion,
-    parseProcNetTcp,
-    parseProcStat,
-    pendingOperations,
-    ProcessEntry,
-    readProcess,
-    readProcessTable,
-    selectOrphanedEngineProcesses,
-    stackLockDirectory,
-    TcpSocket,
-    withoutPendingOperations,
-} from "../../lib/runbook/interruptedRun";
+import { endProcesses } from "../../lib/runbook/interruptedRun/endProcesses";
+import { isListening, parseProcNetTcp, TcpSocket } from "../../lib/runbook/interruptedRun/listeningSockets";
+import { describeProcess, engineAddressOf, engineRoleOf, selectOrphanedEngineProcesses } from "../../lib/runbook/interruptedRun/orphanedProcesses";
+import { pendingOperations, withoutPendingOperations } from "../../lib/runbook/interruptedRun/pendingOperations";
+import { parseProcStat, ProcessEntry, readProcess, readProcessTable } from "../../lib/runbook/interruptedRun/processTable";
+import { backendDirectory, clearStaleLock, findStackLock, parseLockFile, parseMetaVersion, stackLockDirectory } from "../../lib/runbook/interruptedRun/stackLock";
 
 /** What CLI v3.248.0 wrote for a `pulumi up` here (backend/.pulumi/locks/organization/<project>/<stack>/<uuid>.json). */
 const LOCK_JSON = '{"pid":30540,"username":"root","hostname":"vm","timestamp":"2026-11-26T14:18:27.577725685Z"}';

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { analyzeLockSafety, describeTable, functionsInDefaults, LockFinding, SqlParseError, tablesInSql } from "../../lib/preview/lockSafety";
+import { analyzeLockSafety, describeTable, functionsInDefaults, LockFinding, tablesInSql } from "../../lib/preview/lockSafety";
+import { SqlParseError } from "../../lib/preview/migrationSql";
 
 /** What `alembic upgrade 9d2fb5a07e4c:a3c1d8e2f4b6 --sql` prints for the T1.6 migration. */
 const T16_SQL = `BEGIN;

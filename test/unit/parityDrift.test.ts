@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { parseParityCutover, parseRolloutConfig } from "../../lib/config/config";
+import { parseParityCutover } from "../../lib/config/config";
+import { parseRolloutConfig } from "../../lib/config/parseRolloutConfig";
 import { describeParityDrift } from "../../lib/runbook/parityDrift";
 
 describe("the parity cut-over", () => {

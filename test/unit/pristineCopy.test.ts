@@ -9,9 +9,10 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { copyDataDir } from "../../lib/drill/dataDirCopy";
+import { describeLoad } from "../../lib/drill/loadRecord";
 import {
-    copyDataDir, describeLoad, dropPristine, findPristine, listPristines, PRISTINE_META, pristinesOfDump, removeAbandonedTemps, savePristine,
-    sha256File, stalePristines,
+    dropPristine, findPristine, listPristines, PRISTINE_META, pristinesOfDump, removeAbandonedTemps, savePristine, sha256File, stalePristines,
 } from "../../lib/drill/pristineCopy";
 
 let dir = "";

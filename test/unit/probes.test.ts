@@ -2,10 +2,11 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
 import { previewReport, probeCommand } from "../../components/previewReport";
-import { parseRolloutConfig } from "../../lib/config/config";
+import { parseRolloutConfig } from "../../lib/config/parseRolloutConfig";
 import { formatBytes } from "../../lib/process/format";
 import { condense, formatProbeReport, parseProbeReport, Probe, ProbeReport, PROBE_NAMES, redactReport, secretsOf } from "../../lib/preview/probeReport";
-import { backupSpace, nearestExistingDir, parseBackfillDryRun, readOnlyPgOptions } from "../../lib/preview/probes";
+import { backupSpace, nearestExistingDir, parseBackfillDryRun } from "../../lib/preview/probes";
+import { readOnlyPgOptions } from "../../lib/preview/readOnlyDatabase";
 
 const ok = <T>(value: T): Probe<T> => ({ ok: true, value, millis: 5 });
 const failed = (error: string): Probe<never> => ({ ok: false, error, millis: 5 });

@@ -1,6 +1,7 @@
 import { beforeEach, describe, expect, it } from "vitest";
 import { createRollout } from "../../components";
-import { parseRolloutConfig, RawConfig } from "../../lib/config/config";
+import { RawConfig } from "../../lib/config/config";
+import { parseRolloutConfig } from "../../lib/config/parseRolloutConfig";
 import { rerunsFor, RolloutPhase } from "../../lib/runbook/rolloutPhase";
 import { registered, registrations, settle, valueOf } from "./helpers/mocks";
 

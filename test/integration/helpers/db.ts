@@ -1,15 +1,12 @@
 /** Small node-postgres helpers for assertions against a test cluster. */
-import { Client, type ClientConfig, type QueryResultRow } from "pg";
+import type { Client, ClientConfig, QueryResultRow } from "pg";
+import { withDatabase } from "../../../lib/postgres/database";
 
-/** Opens a connection for `action` and always closes it. */
+/** The product's withDatabase for a test cluster's node-postgres config: opens a connection for `action` and always closes it. */
 export async function withDb<T>(config: ClientConfig, action: (client: Client) => Promise<T>): Promise<T> {
-    const client = new Client(config);
-    await client.connect();
-    try {
-        return await action(client);
-    } finally {
-        await client.end();
-    }
+    const { host, port, user, password, database } = config;
+    if (!host || !port || !user || !database || typeof password === "function") throw new Error("withDb needs a host, port, user, database and a password as text");
+    return withDatabase({ host, port, user, password, database }, action);
 }
 
 export async function queryRows<Row extends QueryResultRow = QueryResultRow>(

@@ -21,7 +21,8 @@ import * as os from "node:os";
 import * as path from "node:path";
 import type { ClientConfig } from "pg";
 import { Client } from "pg";
-import { findFreePort, SuiteHooks } from "../../../lib/postgres/postgresCluster";
+import { findFreePort } from "../../../lib/process/freePort";
+import type { SuiteHooks } from "./temporaryCluster";
 import { run, RunResult, tail } from "../../../lib/process/processes";
 
 const say = (line: string) => process.stderr.write(`docker-postgres: ${line}\n`);
