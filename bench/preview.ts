@@ -117,7 +117,7 @@ async function main(): Promise<void> {
         const config = parseRolloutConfig(Object.fromEntries(Object.entries(rolloutConfig).map(([k, v]) => [k.replace("rollout:", ""), v.value])), os.homedir(), PROJECT_ROOT);
         const probeAlone = () => timedRun("/bin/sh", ["-c", probeCommand(config)], { ...childEnv, PROTEA_DB_URL: cluster.sqlalchemyUrl }, PROJECT_ROOT);
         const dryRunByHand = () =>
-            timedRun("/bin/sh", ["-c", inDirectory(config.appDir, `${config.alembic} heads >/dev/null & heads=$!; ${config.alembic} upgrade ${quote(`${config.expectedHead}:${config.targetRevision}`)} --sql >/dev/null && wait $heads`)], { ...childEnv, PROTEA_DB_URL: cluster.sqlalchemyUrl }, PROJECT_ROOT);
+            timedRun("/bin/sh", ["-c", inDirectory(config.appDir, `{ ${config.alembic} heads >/dev/null & heads=$!; ${config.alembic} upgrade ${quote(`${config.expectedHead}:${config.targetRevision}`)} --sql >/dev/null && wait $heads; }`)], { ...childEnv, PROTEA_DB_URL: cluster.sqlalchemyUrl }, PROJECT_ROOT);
 
         // The product's graph as its preview declares it, with nothing in it (bench/nullGraph.ts).
         const previewJson = await runShell(inDirectory(PROJECT_ROOT, `pulumi preview --json --non-interactive --stack ${rolloutStack}`), { env: childEnv });
