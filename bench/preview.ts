@@ -6,7 +6,10 @@
  * JavaScript, as the project's program runs (program.js: index.ts compiled);
  * an empty TypeScript program through ts-node is timed beside it. For
  * attribution it also times the probe command alone (bench/profile.ts breaks
- * the preview down further). Prints every run and the medians; asserts
+ * the preview down further), and the floor: the preview of the product's
+ * resource graph with nothing in it (bench/nullGraph.ts) plus the dry run's
+ * own work by hand (`alembic heads` and `alembic upgrade --sql` side by side,
+ * as the probe runs them). Prints every run and the medians; asserts
  * nothing (DESIGN.md: figures go into notes, never timed assertions).
  *
  *   bash scripts/with-engine.sh npx ts-node --transpile-only bench/preview.ts [--runs 5] [--type-check]
@@ -26,7 +29,10 @@ import { LocalWorkspace } from "@pulumi/pulumi/automation";
 import { probeCommand } from "../components/previewReport";
 import { parseRolloutConfig } from "../lib/config/parseRolloutConfig";
 import { startPostgresCluster } from "../lib/postgres/cluster/cluster";
+import { runShell } from "../lib/process/processes";
+import { inDirectory, quote } from "../lib/process/shell";
 import { alembic, EXPECTED_HEAD, expectSuccess, FIXTURE_DIR, FIXTURE_PYTHON, PROJECT_ROOT, seedSample } from "../test/integration/helpers/fixture";
+import { graphFromPreview, writeNullGraphProgram } from "./nullGraph";
 
 const runsFlag = process.argv.indexOf("--runs");
 const runs = runsFlag >= 0 ? Number(process.argv[runsFlag + 1]) || 5 : 5;
@@ -110,35 +116,55 @@ async function main(): Promise<void> {
         const preview = (stack: string, dir: string) => timedRun("pulumi", ["preview", "--stack", stack, "--non-interactive", "--diff=false"], childEnv, dir);
         const config = parseRolloutConfig(Object.fromEntries(Object.entries(rolloutConfig).map(([k, v]) => [k.replace("rollout:", ""), v.value])), os.homedir(), PROJECT_ROOT);
         const probeAlone = () => timedRun("/bin/sh", ["-c", probeCommand(config)], { ...childEnv, PROTEA_DB_URL: cluster.sqlalchemyUrl }, PROJECT_ROOT);
+        const dryRunByHand = () =>
+            timedRun("/bin/sh", ["-c", inDirectory(config.appDir, `{ ${config.alembic} heads >/dev/null & heads=$!; ${config.alembic} upgrade ${quote(`${config.expectedHead}:${config.targetRevision}`)} --sql >/dev/null && wait $heads; }`)], { ...childEnv, PROTEA_DB_URL: cluster.sqlalchemyUrl }, PROJECT_ROOT);
+
+        // The product's graph as its preview declares it, with nothing in it (bench/nullGraph.ts).
+        const previewJson = await runShell(inDirectory(PROJECT_ROOT, `pulumi preview --json --non-interactive --stack ${rolloutStack}`), { env: childEnv });
+        if (previewJson.code !== 0) throw new Error(`pulumi preview --json failed (exit ${previewJson.code}):\n${previewJson.stderr}`);
+        const graph = graphFromPreview(previewJson.stdout);
+        const nullDir = path.join(scratch, "null-graph");
+        writeNullGraphProgram(nullDir, "null-graph", graph);
+        await LocalWorkspace.createStack({ stackName: emptyStack, workDir: nullDir }, { envVars: engineEnv });
 
         process.stderr.write("warming up (one untimed run of each)\n");
         await preview(emptyStack, emptyDir);
         await preview(emptyStack, emptyTsDir);
         await preview(rolloutStack, PROJECT_ROOT);
         await probeAlone();
+        await preview(emptyStack, nullDir);
+        await dryRunByHand();
 
-        const times = { empty: [] as number[], emptyTs: [] as number[], rollout: [] as number[], probe: [] as number[] };
+        const times = { empty: [] as number[], emptyTs: [] as number[], rollout: [] as number[], probe: [] as number[], nullGraph: [] as number[], byHand: [] as number[] };
         for (let i = 0; i < runs; i++) {
             // Interleaved, so a slow moment of the machine hits all alike.
             times.empty.push(await preview(emptyStack, emptyDir));
             times.rollout.push(await preview(rolloutStack, PROJECT_ROOT));
             times.emptyTs.push(await preview(emptyStack, emptyTsDir));
             times.probe.push(await probeAlone());
-            process.stderr.write(`run ${i + 1}/${runs}: empty ${seconds(times.empty[i])}, prod-shaped ${seconds(times.rollout[i])}, empty TypeScript ${seconds(times.emptyTs[i])}, probe alone ${seconds(times.probe[i])}\n`);
+            times.nullGraph.push(await preview(emptyStack, nullDir));
+            times.byHand.push(await dryRunByHand());
+            process.stderr.write(
+                `run ${i + 1}/${runs}: empty ${seconds(times.empty[i])}, prod-shaped ${seconds(times.rollout[i])}, empty TypeScript ${seconds(times.emptyTs[i])}, probe alone ${seconds(times.probe[i])}, null graph ${seconds(times.nullGraph[i])}, dry run by hand ${seconds(times.byHand[i])}\n`,
+            );
         }
         const empty = median(times.empty);
         const full = median(times.rollout);
+        const floor = median(times.nullGraph) + median(times.byHand);
         const lines = [
             `pulumi preview wall time, median of ${runs} (${os.cpus().length} cores, ${os.cpus()[0]?.model ?? "cpu"}, load average ${loadBefore.toFixed(2)} before, ${os.loadavg()[0].toFixed(2)} after, ${checking})`,
             `  empty program (JavaScript):             ${seconds(empty)}   runs: ${times.empty.map(seconds).join(", ")}`,
             `  prod-shaped stack with all probes:      ${seconds(full)}   runs: ${times.rollout.map(seconds).join(", ")}`,
             `  empty program (TypeScript, ts-node):    ${seconds(median(times.emptyTs))}   runs: ${times.emptyTs.map(seconds).join(", ")}`,
             `  the probe command alone:                ${seconds(median(times.probe))}   runs: ${times.probe.map(seconds).join(", ")}`,
+            `  the same graph, every command true:     ${seconds(median(times.nullGraph))}   runs: ${times.nullGraph.map(seconds).join(", ")}`,
+            `  the dry run's alembic calls by hand:    ${seconds(median(times.byHand))}   runs: ${times.byHand.map(seconds).join(", ")}`,
             `  ratio prod-shaped / empty JavaScript:   ${(full / empty).toFixed(2)}x (target: at most 1.5x)`,
+            `  floor (null graph + dry run by hand):   ${seconds(floor)} = ${(floor / empty).toFixed(2)}x the empty program; the product above it: ${seconds(full - floor)}`,
         ];
         process.stdout.write(`${lines.join("\n")}\n`);
     } finally {
-        for (const [stack, dir] of [[rolloutStack, PROJECT_ROOT], [emptyStack, emptyDir], [emptyStack, emptyTsDir]]) {
+        for (const [stack, dir] of [[rolloutStack, PROJECT_ROOT], [emptyStack, emptyDir], [emptyStack, emptyTsDir], [emptyStack, path.join(scratch, "null-graph")]]) {
             await LocalWorkspace.selectStack({ stackName: stack, workDir: dir }, { envVars: engineEnv })
                 .then((s) => s.workspace.removeStack(stack, { force: true }))
                 .catch(() => undefined);

@@ -14,6 +14,11 @@
  * counted; then `--rounds` rounds alternate which side goes first. Prints
  * every round, the medians and their ratio; asserts nothing.
  *
+ * A third side is the engine's floor (bench/nullGraph.ts): the same resource
+ * graph with every command `true`, `pulumi up` and the rollback's targeted
+ * `pulumi destroy`. By hand plus that floor is the best any Pulumi program
+ * of this graph can do; the product's excess over it is its own cost.
+ *
  * Target (issue 12, P1): at most 1.6x by hand at 3,000 datasets + 12,000
  * models, 1.05x at 30,000 + 300,000.
  */
@@ -28,7 +33,8 @@ import { andThen, commandLine, inDirectory, quote, stepMillis, timed } from "../
 import { queryScalar } from "../test/integration/helpers/db";
 import { newTestStack, npmRun, TestStack } from "../test/integration/helpers/engine";
 import { alembic, EXPECTED_HEAD, expectSuccess, fixtureStackConfig, PROJECT_ROOT, seedSample } from "../test/integration/helpers/fixture";
-import { benchFlags, loadAverage, machineLine, median, removeNow, removeOnExit, say, table } from "./common";
+import { benchFlags, loadAverage, machineLine, median, must, removeNow, removeOnExit, say, table } from "./common";
+import { graphFromPreview, nullGraphUrn, writeNullGraphProgram } from "./nullGraph";
 
 const CLI = {
     usage: "bash scripts/with-engine.sh npx ts-node --transpile-only bench/rollout.ts",
@@ -119,6 +125,22 @@ function throughPulumi(testStack: TestStack): Side {
     };
 }
 
+/** The same graph with nothing in it: \`pulumi up\`, then the destroy the rollback runs (the Migration and its dependents). */
+function engineFloor(dir: string, stack: string, migrationUrn: string, env: Record<string, string>): Side {
+    const pulumi = (...args: string[]) => inDirectory(dir, commandLine("pulumi", ...args, "--stack", stack, "--non-interactive", "--yes", "--skip-preview"));
+    return {
+        name: "the same graph, every command true",
+        async run() {
+            const started = performance.now();
+            await must("the null graph's up", pulumi("up"), { ...env, NULL_GRAPH_RUN: String(started) });
+            const upDone = performance.now();
+            await must("the null graph's destroy", pulumi("destroy", "--target", migrationUrn, "--target-dependents"), env);
+            const ended = performance.now();
+            return { seconds: (ended - started) / 1000, parts: { "pulumi up": (upDone - started) / 1000, "pulumi destroy --target": (ended - upDone) / 1000 } };
+        },
+    };
+}
+
 const secs = (value: number) => (Number.isNaN(value) ? "?" : `${value.toFixed(2)} s`);
 const breakdown = (run: SideRun) => Object.values(run.parts).map(secs).join(" + ");
 
@@ -145,7 +167,18 @@ async function main(): Promise<void> {
         removeOnExit(path.join(PROJECT_ROOT, `Pulumi.${testStack.stack.name}.yaml`));
         removeOnExit(testStack.env.PULUMI_BACKEND_URL.replace(/^file:\/\//, ""));
 
-        const [hand, pulumi] = [byHand(config, cluster), throughPulumi(testStack)];
+        // The product's graph as its preview declares it, rebuilt with nothing in it (bench/nullGraph.ts).
+        const preview = await must("the product's preview", inDirectory(PROJECT_ROOT, commandLine("pulumi", "preview", "--json", "--non-interactive", "--stack", testStack.stack.name)), testStack.env);
+        const graph = graphFromPreview(preview.stdout);
+        const migration = graph.find((r) => r.type === "protea:rollout:Migration");
+        if (!migration) throw new Error("the product's preview declares no protea:rollout:Migration");
+        const floorDir = path.join(workDir, "null-graph");
+        const floorStack = `${testStack.stack.name}-floor`;
+        writeNullGraphProgram(floorDir, "null-graph", graph);
+        await must("pulumi stack init (null graph)", inDirectory(floorDir, commandLine("pulumi", "stack", "init", floorStack, "--non-interactive")), testStack.env);
+        say(`the null graph: ${graph.length} resources (${graph.filter((r) => r.type === "command:local:Command").length} commands)`);
+
+        const [hand, pulumi, floor] = [byHand(config, cluster), throughPulumi(testStack), engineFloor(floorDir, floorStack, nullGraphUrn(migration.urn, floorStack, "null-graph"), testStack.env)];
         const runSide = async (side: Side, label: string): Promise<SideRun> => {
             const result = await side.run();
             removeNow(backupDir);
@@ -156,17 +189,19 @@ async function main(): Promise<void> {
         // The first run of each side pays for cold caches (node modules, Python imports, the plugin): not counted.
         await runSide(hand, "warm-up");
         await runSide(pulumi, "warm-up");
-        const rounds: { first: string; hand: SideRun; pulumi: SideRun }[] = [];
+        await runSide(floor, "warm-up");
+        const rounds: { first: string; hand: SideRun; pulumi: SideRun; floor: SideRun }[] = [];
         for (let i = 1; i <= flags.rounds; i++) {
             // The warm-up ran by hand first; round 1 starts with pulumi, then they alternate.
-            const order = i % 2 === 1 ? [pulumi, hand] : [hand, pulumi];
+            const order = i % 2 === 1 ? [pulumi, hand, floor] : [floor, hand, pulumi];
             const results = new Map<Side, SideRun>();
             for (const side of order) results.set(side, await runSide(side, `round ${i}/${flags.rounds}`));
-            rounds.push({ first: order[0].name, hand: results.get(hand)!, pulumi: results.get(pulumi)! });
+            rounds.push({ first: order[0].name, hand: results.get(hand)!, pulumi: results.get(pulumi)!, floor: results.get(floor)! });
         }
 
         const handMedian = median(rounds.map((r) => r.hand.seconds));
         const pulumiMedian = median(rounds.map((r) => r.pulumi.seconds));
+        const floorMedian = median(rounds.map((r) => r.floor.seconds));
         const partMedians = (pick: (r: (typeof rounds)[number]) => SideRun) =>
             Object.keys(pick(rounds[0]).parts).map((part) => `${part} ${secs(median(rounds.map((r) => pick(r).parts[part])))}`).join(", ");
         const lines = [
@@ -176,14 +211,16 @@ async function main(): Promise<void> {
             `machine: ${machineLine(loadBefore)}`,
             "",
             table([
-                ["round", "first", "by hand", "pulumi up + rollback", "(up + rollback)"],
-                ...rounds.map((r, i) => [String(i + 1), r.first, secs(r.hand.seconds), secs(r.pulumi.seconds), breakdown(r.pulumi) + (r.pulumi.note ? `  (${r.pulumi.note})` : "")]),
-                ["median", "", secs(handMedian), secs(pulumiMedian), ""],
+                ["round", "first", "by hand", "pulumi up + rollback", "(up + rollback)", "null graph up + destroy"],
+                ...rounds.map((r, i) => [String(i + 1), r.first, secs(r.hand.seconds), secs(r.pulumi.seconds), breakdown(r.pulumi) + (r.pulumi.note ? `  (${r.pulumi.note})` : ""), `${secs(r.floor.seconds)} (${breakdown(r.floor)})`]),
+                ["median", "", secs(handMedian), secs(pulumiMedian), "", secs(floorMedian)],
             ]),
             "",
             `ratio of medians, pulumi / by hand: ${(pulumiMedian / handMedian).toFixed(2)}x (target: at most 1.6x at 3,000 + 12,000 rows, 1.05x at 30,000 + 300,000)`,
+            `floor, by hand + the null graph's up and destroy: ${secs(handMedian + floorMedian)} = ${((handMedian + floorMedian) / handMedian).toFixed(2)}x by hand; the product above the floor: ${secs(pulumiMedian - handMedian - floorMedian)}`,
             `by hand, median per step: ${partMedians((r) => r.hand)}`,
             `pulumi, median per part: ${partMedians((r) => r.pulumi)}`,
+            `null graph, median per part: ${partMedians((r) => r.floor)}`,
         ];
         process.stdout.write(`${lines.join("\n")}\n`);
     } finally {

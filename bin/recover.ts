@@ -60,7 +60,7 @@ function unwrapSecret<T>(value: unknown): T {
 async function main(): Promise<void> {
     const flags = readCli(process.argv.slice(2), CLI);
     const stackName = flags.stack;
-    const stack = await openStack(stackName);
+    const stack = openStack(stackName);
     const { rollout: config } = await stackConfig(stack);
     const project = (await stack.workspace.projectSettings()).name;
     let interrupted = false;
@@ -103,7 +103,8 @@ async function main(): Promise<void> {
     }
     say(`database: ${phase === "pending" ? "the migration is not applied" : phase === "partial" ? "the new columns and indexes are partly there" : "the migration is applied"}${phase === "incomplete" ? ", the backfill is not finished" : ""}`);
 
-    const exported = await stack.exportStack();
+    // Shown secrets: the interrupted upgrade's downgrade command and environment are run from it.
+    const exported = await stack.exportStack({ showSecrets: true });
     const pending = (exported.deployment?.pending_operations ?? []) as PendingResource[];
     for (const op of pendingOperations(exported)) say(`pending operation of the interrupted run: ${op.type} ${nameOf(op.urn)}`);
     const migrationCreate = pending.find((op) => op.type === "creating" && op.resource.type === "command:local:Command" && nameOf(op.resource.urn).endsWith("-upgrade"));

@@ -24,15 +24,15 @@ one transaction: if anything fails, the database stays as it was.`,
 
 async function main(): Promise<void> {
     const flags = readCli(process.argv.slice(2), CLI);
-    const stack = await openStack(flags.stack);
+    const stack = openStack(flags.stack);
     const { rollout: config } = await stackConfig(stack);
     const databaseName = config.pgAccess === "docker-exec" ? config.dbName : config.database.database;
     if (flags.confirm !== databaseName) {
         throw new RestoreRefused(`restoring drops schema public of database "${databaseName}": pass --confirm ${databaseName} to go on; nothing changed`);
     }
     const outputs = await stack.outputs();
-    const recorded = { path: outputs.backupPath?.value as string | undefined, sha256: outputs.backupSha256?.value as string | undefined };
-    const earlier = (outputs.earlierBackups?.value ?? []) as { path: string; sha256: string }[];
+    const recorded = { path: outputs.backupPath as string | undefined, sha256: outputs.backupSha256 as string | undefined };
+    const earlier = (outputs.earlierBackups ?? []) as { path: string; sha256: string }[];
     let dump: { path: string; sha256?: string };
     if (typeof flags.dump === "string") {
         // A dump the stack recorded keeps its recorded checksum.

@@ -39,7 +39,7 @@ async function confirm(question: string): Promise<boolean> {
 async function main(): Promise<void> {
     const flags = readCli(process.argv.slice(2), CLI);
     profileEvent("rollback: node start and module load", performance.now());
-    const stack = await profiled("rollback: open the stack", () => openStack(flags.stack as string));
+    const stack = openStack(flags.stack);
     // Two engine calls at once: the state's export and the config.
     const configRead = profiled("rollback: read the stack's config", () => stackConfig(stack));
     configRead.catch(() => undefined); // awaited below, unless nothing is rolled back
@@ -49,10 +49,10 @@ async function main(): Promise<void> {
         return;
     }
     if (others.length > 0) throw new Error(`stack ${flags.stack} holds ${others.length + 1} migrations; roll back one with \`npm run pulumi -- destroy --target <urn> --target-dependents\``);
-    const options = { target: [migrationUrn], targetDependents: true, onOutput: (out: string) => process.stdout.write(out) };
+    const options = { target: [migrationUrn], targetDependents: true };
 
     if (flags.preview) {
-        await stack.previewDestroy(options);
+        await stack.destroy({ ...options, previewOnly: true });
         return;
     }
     if (!flags.yes && !(await confirm(`Roll back ${migrationUrn} on stack ${flags.stack} (alembic downgrade)? Type "yes": `))) {
@@ -62,9 +62,9 @@ async function main(): Promise<void> {
     // No other rollout may start while this one downgrades; its steps see this lock as their own run's.
     const lock = await profiled("rollback: take the rollout lock", async () => holdRunLock(config.database, await stackId(stack), "rollback"));
     try {
-        const result = await profiled("rollback: pulumi destroy --target", () => stack.destroy(options));
+        await profiled("rollback: pulumi destroy --target", () => stack.destroy(options));
         await profiled("rollback: record the outcome (export + import)", () => recordOutcome(stack, { migration: `rolled back at ${new Date().toISOString()}: alembic at ${config.expectedHead}, the new columns and indexes are gone` }));
-        process.stdout.write(`rollback ${result.summary.result}: the migration is downgraded and verified; the backups are kept\n`);
+        process.stdout.write(`rollback succeeded: the migration is downgraded and verified; the backups are kept\n`);
     } finally {
         await lock.release();
     }

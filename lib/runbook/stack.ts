@@ -1,36 +1,119 @@
 /**
- * Opens a stack of this project through the Automation API, with the
- * environment scripts/with-engine.sh sets (engine, backend, passphrase), and
- * the few state edits the rollback, the restore and `recover` make.
+ * The stack operations of the rollback, the restore and `recover`, through
+ * the pulumi CLI directly, with the environment scripts/with-engine.sh sets
+ * (engine, backend, passphrase): no Automation API to load, no `stack
+ * select`, no history read after a destroy. State passes through pipes only,
+ * never a file. The drill, which follows the engine's events, keeps the
+ * Automation API; both are a StackHandle to the helpers here.
  */
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import * as fs from "node:fs";
-import { LocalWorkspace, Stack } from "@pulumi/pulumi/automation";
+import * as path from "node:path";
+import type { ConfigMap, Deployment } from "@pulumi/pulumi/automation";
 import { drillConfigFile, drillWorkDir, isDrillStack } from "../config/drillConfig";
 import { PROJECT_ROOT, resolveStackConfig, StackConfig } from "../config/stackConfig";
 
 export { PROJECT_ROOT };
+
+/** What the helpers below need of a stack: the CLI's (CliStack) or the Automation API's. */
+export interface StackHandle {
+    readonly name: string;
+    exportStack(): Promise<Deployment>;
+    getAllConfig(): Promise<ConfigMap>;
+    readonly workspace: { readonly workDir: string; projectSettings(): Promise<{ name: string }> };
+}
 
 /** A drill stack runs in its working folder .state/drill/<stack> (lib/config/drillConfig.ts), never on the tracked template. */
 function stackWorkDir(stackName: string): string {
     return isDrillStack(stackName) && fs.existsSync(drillConfigFile(stackName)) ? drillWorkDir(stackName) : PROJECT_ROOT;
 }
 
-export async function openStack(stackName: string, workDir = stackWorkDir(stackName)): Promise<Stack> {
-    try {
-        return await LocalWorkspace.selectStack({ stackName, workDir });
-    } catch (err) {
-        throw new Error(`cannot open stack "${stackName}": ${(err as Error).message.split("\n").find((l) => l.trim()) ?? ""}; list stacks with \`npm run pulumi -- stack ls\``);
+/** The `name:` of the project file in `workDir`. */
+function projectName(workDir: string): string {
+    const file = path.join(workDir, "Pulumi.yaml");
+    const name = /^name:\s*["']?([^"'\s#]+)/m.exec(fs.readFileSync(file, "utf8"))?.[1];
+    if (!name) throw new Error(`${file} names no project`);
+    return name;
+}
+
+export interface DestroyOptions {
+    target: string[];
+    targetDependents: boolean;
+}
+
+/** One stack of this project, every operation one `pulumi … --stack <name>` run. */
+export class CliStack implements StackHandle {
+    readonly workspace: { readonly workDir: string; projectSettings(): Promise<{ name: string }> };
+
+    constructor(
+        readonly name: string,
+        workDir: string,
+    ) {
+        this.workspace = { workDir, projectSettings: async () => ({ name: projectName(workDir) }) };
+    }
+
+    /** Runs pulumi; its stdout is returned unless `show` streams it to the terminal. */
+    private pulumi(args: string[], options: { input?: string; show?: boolean } = {}): Promise<string> {
+        const argv = [...args, "--stack", this.name, "--non-interactive"];
+        return new Promise((resolve, reject) => {
+            const child = spawn("pulumi", argv, { cwd: this.workspace.workDir, stdio: [options.input === undefined ? "ignore" : "pipe", options.show ? "inherit" : "pipe", "pipe"] });
+            let stdout = "";
+            let stderr = "";
+            child.stdout?.on("data", (d) => (stdout += d));
+            child.stderr?.on("data", (d) => {
+                stderr += d;
+                if (options.show) process.stderr.write(d);
+            });
+            child.on("error", (err) => reject(new Error(`cannot run pulumi: ${err.message}; run through scripts/with-engine.sh (npm run …)`)));
+            child.on("close", (code) => {
+                if (code === 0) return resolve(stdout);
+                const reason = stderr.split("\n").find((l) => l.trim()) ?? "";
+                if (/no stack named/.test(stderr)) return reject(new Error(`cannot open stack "${this.name}": ${reason}; list stacks with \`npm run pulumi -- stack ls\``));
+                reject(new Error(`pulumi ${args.slice(0, 2).join(" ")} failed (exit ${code})${options.show ? "; see above" : `: ${reason}`}`));
+            });
+            child.stdin?.end(options.input);
+        });
+    }
+
+    /** The state; secrets stay encrypted unless `showSecrets` (then they arrive as plaintext, in memory only). */
+    async exportStack(options: { showSecrets?: boolean } = {}): Promise<Deployment> {
+        return JSON.parse(await this.pulumi(["stack", "export", ...(options.showSecrets ? ["--show-secrets"] : [])]));
+    }
+
+    /** Replaces the state with `state`, through stdin. */
+    async importStack(state: Deployment): Promise<void> {
+        await this.pulumi(["stack", "import"], { input: JSON.stringify(state) });
+    }
+
+    /** The config, secrets decrypted into this process's memory. */
+    async getAllConfig(): Promise<ConfigMap> {
+        return JSON.parse(await this.pulumi(["config", "--json", "--show-secrets"]));
+    }
+
+    /** The stack's outputs, secrets shown. */
+    async outputs(): Promise<Record<string, unknown>> {
+        return JSON.parse(await this.pulumi(["stack", "output", "--json", "--show-secrets"]));
+    }
+
+    /** `pulumi destroy` of the targets, its display on the terminal; `previewOnly` changes nothing. */
+    async destroy(options: DestroyOptions & { previewOnly?: boolean }): Promise<void> {
+        const targets = [...options.target.flatMap((urn) => ["--target", urn]), ...(options.targetDependents ? ["--target-dependents"] : [])];
+        await this.pulumi(["destroy", ...(options.previewOnly ? ["--preview-only"] : ["--yes", "--skip-preview"]), ...targets], { show: true });
     }
 }
 
+/** A stack of this project; whether it exists shows at its first operation. */
+export function openStack(stackName: string, workDir = stackWorkDir(stackName)): CliStack {
+    return new CliStack(stackName, workDir);
+}
+
 /** `<project>/<stack>`, as the program names its rollout lock. */
-export async function stackId(stack: Stack): Promise<string> {
+export async function stackId(stack: StackHandle): Promise<string> {
     return `${(await stack.workspace.projectSettings()).name}/${stack.name.split("/").pop()}`;
 }
 
 /** The stack's config, secrets decrypted in memory only. */
-export async function stackConfig(stack: Stack): Promise<StackConfig> {
+export async function stackConfig(stack: StackHandle): Promise<StackConfig> {
     const all = await stack.getAllConfig();
     return resolveStackConfig((key) => all[key]?.value);
 }
@@ -42,14 +125,14 @@ interface StateResource {
 }
 
 /** URNs of the stack's resources of one type, e.g. protea:rollout:Migration. */
-export async function urnsOfType(stack: Stack, type: string): Promise<string[]> {
+export async function urnsOfType(stack: StackHandle, type: string): Promise<string[]> {
     const state = await stack.exportStack();
     const resources: StateResource[] = state.deployment?.resources ?? [];
     return resources.filter((r) => r.type === type).map((r) => r.urn);
 }
 
 /** Removes the Migration and everything that depends on it from the state (the database no longer has them). */
-export async function forgetMigration(stack: Stack, log: (line: string) => void): Promise<void> {
+export async function forgetMigration(stack: StackHandle, log: (line: string) => void): Promise<void> {
     for (const urn of await urnsOfType(stack, "protea:rollout:Migration")) {
         log(`removing ${urn} and its dependents from the state (the database no longer has them)`);
         execFileSync("pulumi", ["state", "delete", urn, "--target-dependents", "--yes", "--stack", stack.name], { stdio: ["ignore", "ignore", "inherit"], cwd: stack.workspace.workDir });
@@ -63,8 +146,9 @@ const MIGRATION_OUTPUTS = ["backfillDryRun", "backfillApplied", "nullCounts", "p
  * Makes the stack's outputs tell the truth after a rollback or a restore,
  * which run no program: the migration's results are removed and `changes`
  * (what happened, when) recorded. Stack outputs otherwise change on `up` only.
+ * The state round-trips with its secrets still encrypted.
  */
-export async function recordOutcome(stack: Stack, changes: Record<string, unknown>): Promise<void> {
+export async function recordOutcome(stack: CliStack, changes: Record<string, unknown>): Promise<void> {
     const state = await stack.exportStack();
     const root = (state.deployment?.resources as StateResource[] | undefined)?.find((r) => r.type === "pulumi:pulumi:Stack");
     if (!root) return;
