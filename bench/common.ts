@@ -117,7 +117,7 @@ export function cleanupOnExit(cleanup: () => void): () => void {
 /**
  * Removes `file` (a directory recursively) when the process exits, also on
  * SIGINT/SIGTERM/SIGHUP, where `finally` blocks never run. Clusters have the
- * same safety net in lib/postgres/postgresCluster.ts. Returns `file`.
+ * same safety net in lib/postgres/cluster/watchdog.ts. Returns `file`.
  */
 export function removeOnExit(file: string): string {
     leftovers.add(file);
@@ -142,7 +142,7 @@ process.on("exit", () => {
     for (const file of leftovers) fs.rmSync(file, { recursive: true, force: true });
 });
 for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
-    // Exiting runs the "exit" handlers: these paths, and lib/postgres/postgresCluster's clusters.
+    // Exiting runs the "exit" handlers: these paths, and the throwaway clusters (lib/postgres/cluster/watchdog.ts).
     process.on(signal, () => {
         say(`${signal}: cleaning up`);
         process.exit(128 + os.constants.signals[signal]);

@@ -445,7 +445,7 @@ async function rehearsalFacts(drill: Drill, at: string, source: string): Promise
     };
 }
 
-/** drill-db load-dump's record of the load (lib/drill/pristineCopy.ts), if it left one. */
+/** drill-db load-dump's record of the load (lib/drill/loadRecord.ts), if it left one. */
 function readLoadRecord(file: string): LoadRecord | undefined {
     try {
         return JSON.parse(fs.readFileSync(file, "utf8")) as LoadRecord;
