@@ -106,9 +106,27 @@ interface RunFigures {
     /** drill: what its report shows (the `timed "load"` step), and pg_restore alone (the tool's own figure). */
     loadStep?: number;
     pgRestore?: number;
+    /** Core-seconds the whole machine was busy during the restore (/proc/stat), and what was there: wall time x cores. */
+    busy: { used: number; available: number };
     /** Same tables, row counts and index count as the source. */
     matches: boolean;
     version: string;
+}
+
+/** Busy and total core-seconds since boot (/proc/stat's first line; iowait counts as idle). */
+function cpuTimes(): { busy: number; total: number } {
+    const [, ...fields] = fs.readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/);
+    const ticks = fields.slice(0, 8).map(Number);
+    const total = ticks.reduce((a, b) => a + b, 0);
+    return { busy: (total - ticks[3] - ticks[4]) / 100, total: total / 100 };
+}
+
+/** Runs `work`, measuring how busy the machine's cores were meanwhile: on a quiet machine, what the restore used. */
+async function withCpuBusy<T>(work: () => Promise<T>): Promise<{ value: T; busy: { used: number; available: number } }> {
+    const before = cpuTimes();
+    const value = await work();
+    const after = cpuTimes();
+    return { value, busy: { used: after.busy - before.busy, available: after.total - before.total } };
 }
 
 /** One drill restore: a cluster started as the drill starts it, the drill's load command, the cluster stopped (all but the load untimed). */
@@ -127,7 +145,7 @@ async function drillRun(round: number, workDir: string, dump: string, expected: 
         const load = timed("load", projectCommand("drill-db.ts", "restore-dump", "--dump", checkoutRelative(dump), "--jobs", flags.jobs));
         const url = `postgresql+psycopg://protea:${encodeURIComponent(password)}@127.0.0.1:${port}/protea`;
         const t0 = performance.now();
-        const result = await runShell(load, { env: { ...process.env, PROTEA_DB_URL: url } });
+        const { value: result, busy } = await withCpuBusy(() => runShell(load, { env: { ...process.env, PROTEA_DB_URL: url } }));
         const seconds = (performance.now() - t0) / 1000;
         if (result.code !== 0) throw new Error(`drill restore failed (exit ${result.code}):\n${tail(result.stderr || result.stdout)}`);
         const tool = parseRolloutResult<{ seconds: number }>(result.stdout);
@@ -139,6 +157,7 @@ async function drillRun(round: number, workDir: string, dump: string, expected: 
             seconds,
             loadStep: (stepMillis(result.stderr, "load") ?? NaN) / 1000,
             pgRestore: tool.seconds,
+            busy,
             matches: restored.signature === expected,
             version: restored.version,
         };
@@ -169,11 +188,11 @@ async function runbookRun(round: number, image: string, dump: string, expected: 
         // The runbook's command, as an operator types it.
         const command = `${commandLine("docker", "exec", "-i", container.container, "pg_restore", "-U", "protea", "-d", "protea")} < ${quote(dump)}`;
         const t0 = performance.now();
-        const result = await runShell(command, { env: process.env });
+        const { value: result, busy } = await withCpuBusy(() => runShell(command, { env: process.env }));
         const seconds = (performance.now() - t0) / 1000;
         if (result.code !== 0) throw new Error(`runbook restore failed (exit ${result.code}):\n${tail(result.stderr || result.stdout)}`);
         const restored = await contents(container.clientConfig);
-        return { round, side: "runbook", seconds, matches: restored.signature === expected, version: restored.version };
+        return { round, side: "runbook", seconds, busy, matches: restored.signature === expected, version: restored.version };
     } finally {
         await container.remove();
         forget();
@@ -255,8 +274,16 @@ async function main(): Promise<void> {
             `machine: ${machineLine(loadBefore)}`,
             "",
             table([
-                ["round", "side", "restore", "drill's \"load\" step", "of which pg_restore", "as the source"],
-                ...runs.map((r) => [String(r.round), r.side, secs(r.seconds), secs(r.loadStep), secs(r.pgRestore), r.matches ? "yes" : "NO"]),
+                ["round", "side", "restore", "drill's \"load\" step", "of which pg_restore", "CPU busy (core-s of what was there)", "as the source"],
+                ...runs.map((r) => [
+                    String(r.round),
+                    r.side,
+                    secs(r.seconds),
+                    secs(r.loadStep),
+                    secs(r.pgRestore),
+                    `${r.busy.used.toFixed(0)} of ${r.busy.available.toFixed(0)} (${((100 * r.busy.used) / r.busy.available).toFixed(0)} %)`,
+                    r.matches ? "yes" : "NO",
+                ]),
             ]),
             "",
             `median: drill ${secs(drillMedian)}, runbook ${secs(runbookMedian)} over ${flags.rounds} round(s); drill/runbook ${(drillMedian / runbookMedian).toFixed(2)}x (target <= 0.60x)`,
