@@ -21,7 +21,7 @@ import {
 } from "../lib/config/drillConfig";
 import { readPostmasterPid } from "../lib/postgres/cluster/clusterFiles";
 import { clusterLocation } from "../lib/postgres/cluster/clusterLayout";
-import { findFreePort } from "../lib/process/freePort";
+import { findFreePort, isListening } from "../lib/process/freePort";
 import { isProcessAlive, runShell } from "../lib/process/processes";
 import { pendingMigrationSql } from "../lib/preview/probes";
 import { pendingSqlChecksum, Rehearsal } from "../lib/runbook/rehearsal";
@@ -186,23 +186,6 @@ function isPortFree(port: number): Promise<boolean> {
         const server = net.createServer();
         server.once("error", () => resolve(false));
         server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
-    });
-}
-
-/** True while something accepts connections on 127.0.0.1:port. */
-function isListening(port: number): Promise<boolean> {
-    return new Promise((resolve) => {
-        const socket = net.connect({ host: "127.0.0.1", port });
-        socket.setTimeout(2_000);
-        socket.once("connect", () => {
-            socket.destroy();
-            resolve(true);
-        });
-        socket.once("timeout", () => {
-            socket.destroy();
-            resolve(true);
-        });
-        socket.once("error", () => resolve(false));
     });
 }
 

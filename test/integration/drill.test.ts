@@ -19,7 +19,7 @@ import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { DrillReport } from "../../lib/drill/drillReport";
 import { PROJECT_ROOT } from "./helpers/fixture";
-import { listening } from "./helpers/listening";
+import { isListening as listening } from "../../lib/process/freePort";
 import { requireEngine } from "./helpers/requireEngine";
 
 // mkdtemp makes it 0700: the postgres OS user cannot reach anything below it.

@@ -27,7 +27,7 @@ import { useTemporaryPostgresCluster } from "./helpers/temporaryCluster";
 import { PRISTINE_META, sha256File } from "../../lib/drill/pristineCopy";
 import { run } from "../../lib/process/processes";
 import { alembic, EXPECTED_HEAD, expectSuccess, PROJECT_ROOT, seedSample } from "./helpers/fixture";
-import { listening } from "./helpers/listening";
+import { isListening as listening } from "../../lib/process/freePort";
 import { requireEngine } from "./helpers/requireEngine";
 import { treeDigest } from "./helpers/snapshots";
 
