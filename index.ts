@@ -14,6 +14,9 @@
 import * as pulumi from "@pulumi/pulumi";
 import { previewReport } from "./components/previewReport";
 import { readStackConfig } from "./lib/config/programConfig";
+import { reportProgramErrorsPlainly } from "./lib/process/plainErrors";
+
+reportProgramErrorsPlainly();
 
 export = async () => {
     const { rollout: config, dbUrl, drill } = readStackConfig();
@@ -64,9 +67,10 @@ export = async () => {
             backfillDryRun: rollout.backfill.dryRunMillis,
             backfillApply: rollout.backfill.applyMillis,
         },
+        // Only when there is one: an undefined output makes Pulumi warn on every run.
         /** With rollout:rehearsal: the side-by-side table beside the dumps. */
-        rehearsalReport: rollout.rehearsalReport?.path,
+        ...(rollout.rehearsalReport ? { rehearsalReport: rollout.rehearsalReport.path } : {}),
         /** The dry run: read-only probes, in preview only (components/previewReport.ts). */
-        dryRun,
+        ...(dryRun ? { dryRun } : {}),
     };
 };

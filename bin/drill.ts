@@ -10,7 +10,7 @@ import * as fs from "node:fs";
 import * as net from "node:net";
 import * as path from "node:path";
 import { EngineEvent, LocalWorkspace, Stack, StackSettings } from "@pulumi/pulumi/automation";
-import { withDatabase } from "../lib/postgres/database";
+import { applicationEnvironment, completedStepEnvironment, withDatabase } from "../lib/postgres/database";
 import {
     Check, compareTableData, containersNamed, dockerCloneRemoved, DrillReport, localCloneRemoved, progressLine,
     readTablesSnapshot, renderMarkdown, RUNBOOK_TIMES, StepTiming, TableChecksum, tableChecksums, writeTablesSnapshot,
@@ -22,7 +22,7 @@ import {
 import { readPostmasterPid } from "../lib/postgres/cluster/clusterFiles";
 import { clusterLocation } from "../lib/postgres/cluster/clusterLayout";
 import { findFreePort, isListening } from "../lib/process/freePort";
-import { isProcessAlive, runShell } from "../lib/process/processes";
+import { isProcessAlive, runShell, tail } from "../lib/process/processes";
 import { pendingMigrationSql } from "../lib/preview/probes";
 import { pendingSqlChecksum, Rehearsal } from "../lib/runbook/rehearsal";
 import { restoreFromDump } from "../lib/runbook/restore";
@@ -31,7 +31,6 @@ import { inDirectory } from "../lib/process/shell";
 import { cliSpec, readCli } from "../lib/process/cliOptions";
 import { PROJECT_ROOT, stackConfig, stackId, urnsOfType } from "../lib/runbook/stack";
 import { StackConfig } from "../lib/config/stackConfig";
-import { sqlalchemyUrl } from "../lib/config/databaseUrl";
 import { describeLoad, LOAD_RECORD, LoadRecord } from "../lib/drill/loadRecord";
 import { dropPristine, pristinesOfDump, PRISTINE_ROOT_SETTING, shaPrefix } from "../lib/drill/pristineCopy";
 
@@ -148,16 +147,27 @@ class Drill {
         this.check(`${when}: alembic at expected head`, revision.join() === this.config.rollout.expectedHead, `alembic_version = ${revision.join(", ")}`);
     }
 
-    /** The runbook's "idempotent second run": the backfill again, outside Pulumi, must write nothing. */
+    /** The runbook's "idempotent second run": the backfill again, outside Pulumi, must write nothing (the database says, not what the script prints). */
     async idempotentRerun(): Promise<void> {
-        const { appDir, backfill, batchSize } = this.config.rollout;
+        const { appDir, backfill, batchSize, newColumns } = this.config.rollout;
+        const tables = [...new Set(newColumns.map((c) => c.table))];
+        const before = await withDatabase(this.config.rollout.database, async (client) => Number((await client.query("SELECT txid_current() % 4294967296 AS xid")).rows[0].xid));
         const started = Date.now();
         const result = await runShell(inDirectory(appDir, `${backfill} --batch-size ${batchSize}`), {
-            env: { ...process.env, PROTEA_DB_URL: sqlalchemyUrl(this.config.rollout.database) },
+            env: applicationEnvironment(completedStepEnvironment(this.config.rollout, this.config.dbUrl)),
         });
         this.steps.idempotentRerun = Date.now() - started;
-        const updated = [...result.stdout.matchAll(/\bupdated=(\d+)/g)].map((m) => Number(m[1]));
-        this.check("idempotent re-run writes nothing", result.code === 0 && updated.length > 0 && updated.every((n) => n === 0), result.stdout.trim().split("\n").filter((l) => /updated=/.test(l)).join("; ") || `exit ${result.code}`);
+        // Rows a transaction after `before` wrote carry its xid in xmin.
+        const written = await withDatabase(this.config.rollout.database, async (client) => {
+            const counts: { table: string; rows: number }[] = [];
+            for (const table of tables) {
+                const rows = Number((await client.query(`SELECT count(*) AS n FROM "${table}" WHERE xmin::text::bigint > $1`, [before])).rows[0].n);
+                counts.push({ table, rows });
+            }
+            return counts;
+        });
+        const detail = result.code === 0 ? written.map((w) => `${w.table}: ${w.rows} rows written`).join("; ") : `exit ${result.code}: ${tail(result.stderr || result.stdout)}`;
+        this.check("idempotent re-run writes nothing", result.code === 0 && written.every((w) => w.rows === 0), detail);
     }
 
     get downgrade(): number | undefined {
@@ -343,7 +353,7 @@ async function main(): Promise<number> {
             stepLine("restore from the pre-flight backup (the runbook's last resort)");
             const restoreStarted = Date.now();
             const dump = { path: up.outputs.backupPath.value as string, sha256: up.outputs.backupSha256?.value as string | undefined };
-            await restoreFromDump(drill.config.rollout, dump, await stackId(stack), (line: string) => say(`  ${line}`));
+            await restoreFromDump(drill.config.rollout, drill.config.dbUrl, dump, await stackId(stack), (line: string) => say(`  ${line}`));
             drill.steps.restoreFromBackup = Date.now() - restoreStarted;
             await drill.expectRolledBack("after restore");
             drill.add(compareTableData("after restore", tablesBeforeRollout, await drill.tableData()));
@@ -414,7 +424,7 @@ async function rehearsalFacts(drill: Drill, at: string, source: string): Promise
     const rollout = drill.config.rollout;
     if (drill.databaseBytes === undefined) return undefined;
     // Offline (`--sql`): nothing runs against the clone; an alembic that cannot print it leaves the checksum out.
-    const pending = await pendingMigrationSql(rollout, { ...process.env, PROTEA_DB_URL: drill.config.dbUrl }).catch(() => undefined);
+    const pending = await pendingMigrationSql(rollout, completedStepEnvironment(rollout, drill.config.dbUrl)).catch(() => undefined);
     const steps = drill.steps;
     return {
         at,

@@ -16,15 +16,17 @@
  * It says what it found and did; the next `pulumi up` (or the rollback) then
  * starts from a state that tells the truth.
  */
-import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { cliSpec, readCli } from "../lib/process/cliOptions";
-import { connect } from "../lib/postgres/database";
+import { installOutputScrubber } from "../lib/process/scrub";
+import { completedStepEnvironment, connect, passwordForms } from "../lib/postgres/database";
+import { runShell } from "../lib/process/processes";
 
 import { endProcesses } from "../lib/runbook/interruptedRun/endProcesses";
 import { describeProcess, findOrphanedEngineProcesses } from "../lib/runbook/interruptedRun/orphanedProcesses";
 import { pendingOperations, withoutPendingOperations } from "../lib/runbook/interruptedRun/pendingOperations";
+import { writersState } from "../lib/runbook/interruptedRun/pausedWriters";
 import { clearStaleLock, findStackLock } from "../lib/runbook/interruptedRun/stackLock";
 import { rolloutCommand } from "../lib/runbook/rolloutCli";
 import { describeHolder, lockHolders } from "../lib/runbook/rolloutLock";
@@ -61,7 +63,8 @@ async function main(): Promise<void> {
     const flags = readCli(process.argv.slice(2), CLI);
     const stackName = flags.stack;
     const stack = openStack(stackName);
-    const { rollout: config } = await stackConfig(stack);
+    const { rollout: config, dbUrl } = await stackConfig(stack);
+    installOutputScrubber(passwordForms(config));
     const project = (await stack.workspace.projectSettings()).name;
     let interrupted = false;
 
@@ -120,8 +123,8 @@ async function main(): Promise<void> {
         const environment = unwrapSecret<Record<string, string> | undefined>(migrationCreate.resource.inputs?.environment);
         if (!downgrade) throw new Error(`the interrupted ${nameOf(migrationCreate.resource.urn)} has no recorded downgrade; roll it back by hand`);
         say(`the interrupted run's upgrade had committed; downgrading it so the database matches the state`);
-        const result = spawnSync("/bin/sh", ["-c", downgrade], { cwd: PROJECT_ROOT, env: { ...process.env, ...environment }, stdio: ["ignore", "inherit", "inherit"] });
-        if (result.status !== 0) throw new Error(`the downgrade failed (exit ${result.status}); the database still has the migration; see above`);
+        const result = await runShell(downgrade, { cwd: PROJECT_ROOT, env: { ...process.env, ...environment }, show: true });
+        if (result.code !== 0) throw new Error(`the downgrade failed (exit ${result.code}); the database still has the migration; see above`);
         phase = "pending";
     }
     const migrationInState = (exported.deployment?.resources ?? []).some((r: { type: string }) => r.type === "protea:rollout:Migration");
@@ -131,14 +134,15 @@ async function main(): Promise<void> {
     }
 
     // 4. Writers and unfinished dumps.
-    const names = (exported.deployment?.resources ?? []).map((r: { urn: string }) => nameOf(r.urn));
-    const paused = names.includes("quiesce-pause") || pending.some((op) => nameOf(op.resource.urn) === "quiesce-pause");
-    if (config.pauseWriters && config.resumeWriters && paused && (interrupted || !names.includes("resume-writers"))) {
-        say(`resuming the writers the interrupted run may have left paused: ${config.resumeWriters}`);
+    const writers = writersState(exported.deployment);
+    if (writers !== "not-paused" && !config.resumeWriters) say("!!! the last run paused the writers and did not resume them, and rollout:resumeWriters is not set: resume them by hand");
+    if (config.resumeWriters && writers !== "not-paused") {
+        say(`resuming the writers the ${interrupted ? "interrupted " : ""}run ${writers === "paused" ? "paused and did not resume" : "may have left paused"}: ${config.resumeWriters}`);
         // Through the project's tool, as the Resume step runs it: bounded by rollout:stepTimeout, its output scrubbed.
         const resume = rolloutCommand("writers", "--action", "resume", "--command", config.resumeWriters, "--timeout", config.stepTimeout);
-        const resumed = spawnSync("/bin/sh", ["-c", resume], { cwd: PROJECT_ROOT, stdio: ["ignore", "inherit", "inherit"] });
-        if (resumed.status !== 0) say(`!!! resuming the writers FAILED (exit ${resumed.status}): run it by hand: ${config.resumeWriters}`);
+        // The writers' command gets the URL in the application's variable, as the Resume step gives it.
+        const resumed = await runShell(resume, { cwd: PROJECT_ROOT, env: completedStepEnvironment(config, dbUrl), show: true });
+        if (resumed.code !== 0) say(`!!! resuming the writers FAILED (exit ${resumed.code}): run it by hand: ${config.resumeWriters}`);
     }
     if (fs.existsSync(config.backupDir)) {
         for (const file of fs.readdirSync(config.backupDir).filter((f) => f.endsWith(".dump.partial"))) {
@@ -151,6 +155,7 @@ async function main(): Promise<void> {
     say(`done: \`npm run pulumi -- up --stack ${stackName}\` continues the rollout; \`npm run rollback -- --stack ${stackName}\` rolls it back`);
 }
 
+installOutputScrubber();
 main().catch((err: Error) => {
     process.stderr.write(`recover: ${err.message}\n`);
     process.exit(1);

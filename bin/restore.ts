@@ -7,7 +7,9 @@
  * from the stack's state, since the database no longer has them.
  */
 import { cliSpec, readCli } from "../lib/process/cliOptions";
-import { RestoreRefused, restoreFromDump } from "../lib/runbook/restore";
+import { installOutputScrubber } from "../lib/process/scrub";
+import { passwordForms } from "../lib/postgres/database";
+import { RestoreRefused, restoreFromDump, RestoreTimings, StampFailed } from "../lib/runbook/restore";
 import { forgetMigration, openStack, recordOutcome, stackConfig, stackId } from "../lib/runbook/stack";
 
 const CLI = cliSpec({
@@ -25,7 +27,8 @@ one transaction: if anything fails, the database stays as it was.`,
 async function main(): Promise<void> {
     const flags = readCli(process.argv.slice(2), CLI);
     const stack = openStack(flags.stack);
-    const { rollout: config } = await stackConfig(stack);
+    const { rollout: config, dbUrl } = await stackConfig(stack);
+    installOutputScrubber(passwordForms(config));
     const databaseName = config.pgAccess === "docker-exec" ? config.dbName : config.database.database;
     if (flags.confirm !== databaseName) {
         throw new RestoreRefused(`restoring drops schema public of database "${databaseName}": pass --confirm ${databaseName} to go on; nothing changed`);
@@ -44,12 +47,23 @@ async function main(): Promise<void> {
         throw new RestoreRefused(`stack ${flags.stack} has no recorded backup (output backupPath): pass --dump FILE; nothing changed`);
     }
 
-    const timings = await restoreFromDump(config, dump, await stackId(stack), (line) => process.stdout.write(`${line}\n`));
-    process.stdout.write(`restore: done in ${timings.totalSeconds.toFixed(1)}s (restore ${timings.restoreSeconds.toFixed(1)}s, stamp ${timings.stampSeconds.toFixed(1)}s)\n`);
+    let timings: RestoreTimings;
+    let stampFailure: StampFailed | undefined;
+    try {
+        timings = await restoreFromDump(config, dbUrl, dump, await stackId(stack), (line) => process.stdout.write(`${line}\n`));
+    } catch (err) {
+        if (!(err instanceof StampFailed)) throw err;
+        // The data is back: the state must say so whatever the stamp did.
+        stampFailure = err;
+        timings = err.timings;
+    }
+    process.stdout.write(`restore: ${stampFailure ? "data restored" : "done"} in ${timings.totalSeconds.toFixed(1)}s (restore ${timings.restoreSeconds.toFixed(1)}s, stamp ${timings.stampSeconds.toFixed(1)}s)\n`);
     await forgetMigration(stack, (line) => process.stdout.write(`restore: ${line}\n`));
     await recordOutcome(stack, { migration: `restored from ${dump.path} at ${new Date().toISOString()}`, restoredFrom: { path: dump.path, sha256: dump.sha256 ?? null, at: new Date().toISOString() } });
+    if (stampFailure) throw stampFailure;
 }
 
+installOutputScrubber();
 main().catch((err: Error) => {
     process.stderr.write(`restore: ${err.message}\n`);
     process.exit(1);

@@ -9,6 +9,8 @@
  * the project sharing the backend can run it.
  */
 import { cliSpec, readCli } from "../lib/process/cliOptions";
+import { installOutputScrubber } from "../lib/process/scrub";
+import { passwordForms } from "../lib/postgres/database";
 import { profiled, profileEvent } from "../lib/process/profileLog";
 import { holdRunLock } from "../lib/runbook/rolloutLock";
 import { openStack, recordOutcome, stackConfig, stackId, urnsOfType } from "../lib/runbook/stack";
@@ -59,6 +61,7 @@ async function main(): Promise<void> {
         throw new Error("not confirmed; nothing changed (pass --yes to run without a prompt)");
     }
     const { rollout: config } = await configRead;
+    installOutputScrubber(passwordForms(config));
     // No other rollout may start while this one downgrades; its steps see this lock as their own run's.
     const lock = await profiled("rollback: take the rollout lock", async () => holdRunLock(config.database, await stackId(stack), "rollback"));
     try {
@@ -70,6 +73,7 @@ async function main(): Promise<void> {
     }
 }
 
+installOutputScrubber();
 main().catch((err: Error) => {
     process.stderr.write(`rollback: ${err.message}\n`);
     process.exit(1);

@@ -12,12 +12,13 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { alembicRevisions, currentRevisions, judgeDowngrade, judgeRevisions } from "../lib/runbook/alembic";
-import { runAppCommand, scrub, secretForms } from "../lib/runbook/appCommand";
+import { runAppCommand } from "../lib/runbook/appCommand";
+import { installOutputScrubber, secretForms } from "../lib/process/scrub";
 import { parseBackfillSummary } from "../lib/runbook/backfillSummary";
 import { checkBackupDir, earlierBackups, takeBackup, utcStamp } from "../lib/runbook/backup";
 import { checkClientTools, ClientToolTarget } from "../lib/postgres/clientTools";
 import { BudgetPolicy, DEFAULT_BACKUP_COMPRESSION, DEFAULT_VERSION_TABLE, NewColumn, parseDuration, parseParityCutover, PgAccess, resolveSetting } from "../lib/config/config";
-import { completeDatabaseUrlFromPasswordFile, databaseFromEnvironment, withDatabase } from "../lib/postgres/database";
+import { applicationEnvironment, completeDatabaseUrlFromPasswordFile, databaseFromEnvironment, withDatabase } from "../lib/postgres/database";
 import { applyInShortTries, LockBudgetSpent, lockBlockers, LockRetryPolicy } from "../lib/runbook/lockAwareApply";
 import { describeParityDrift, parityDrift } from "../lib/runbook/parityDrift";
 import { pendingMigrationSql, runProbes } from "../lib/preview/probes";
@@ -325,7 +326,7 @@ async function afterPause(values: Values, step: () => Promise<void>): Promise<vo
             throw new GateFailure(`${message}\n\n!!! WRITERS ARE STILL PAUSED (rollout:resumeOnFailure=false). Resume them with: ${resume}  (or \`npm run recover -- --stack ${stackOption(values).name}\`)`);
         }
         say(`resume: the step failed after the writers were paused; resuming them (rollout:resumeOnFailure): ${resume}`);
-        const resumed = await runAppCommand({ label: "resume writers", command: resume, cwd: PROJECT_ROOT, env: process.env, secrets: secrets(), timeoutMs: 10 * 60_000 });
+        const resumed = await runAppCommand({ label: "resume writers", command: resume, cwd: PROJECT_ROOT, env: applicationEnvironment(), secrets: secrets(), timeoutMs: 10 * 60_000 });
         const outcome =
             resumed.code === 0
                 ? `the writers were resumed (rollout:resumeWriters ran: ${resume})`
@@ -354,7 +355,7 @@ async function preflight(values: Values): Promise<void> {
     }
     const appDir = pathOption(values, "app-dir");
     const alembic = required(values, "alembic");
-    const heads = await alembicRevisions(alembic, appDir, "heads", process.env);
+    const heads = await alembicRevisions(alembic, appDir, "heads", applicationEnvironment());
     const verdict = judgeRevisions(current, heads, required(values, "expected-head"), required(values, "target-revision"));
     say(`preflight: ${verdict.message}`);
     if (!verdict.ok) throw new GateFailure(`preflight gate: ${verdict.message}`);
@@ -440,7 +441,7 @@ async function migrate(values: Values): Promise<void> {
                 : Promise.resolve([]);
         const [current, heads] = await Promise.all([
             withDatabase(database, (client) => currentRevisions(client, versionTable(values))),
-            direction === "up" ? alembicRevisions(alembic, appDir, "heads", process.env) : Promise.resolve([]),
+            direction === "up" ? alembicRevisions(alembic, appDir, "heads", applicationEnvironment()) : Promise.resolve([]),
         ]);
         let to: string;
         if (direction === "up") {
@@ -478,7 +479,7 @@ async function migrate(values: Values): Promise<void> {
                         label: `alembic ${direction === "up" ? "upgrade" : "downgrade"}`,
                         command: `${alembic} ${direction === "up" ? "upgrade" : "downgrade"} ${quote(to)}`,
                         cwd: appDir,
-                        env: { ...process.env, PGOPTIONS: pgOptions },
+                        env: applicationEnvironment(process.env, { PGOPTIONS: pgOptions }),
                         secrets: secrets(),
                         timeoutMs: Math.max(1000, deadline - Date.now()),
                         timeoutName: stepLimit.by,
@@ -544,7 +545,7 @@ async function backfill(values: Values): Promise<void> {
             label: `backfill ${mode}`,
             command: `${required(values, "backfill")} ${args}`,
             cwd: pathOption(values, "app-dir"),
-            env: { ...process.env, ...(pgOptions ? { PGOPTIONS: pgOptions } : {}) },
+            env: applicationEnvironment(process.env, pgOptions ? { PGOPTIONS: pgOptions } : {}),
             secrets: secrets(),
             timeoutMs: stepLimit.ms,
             timeoutName: stepLimit.by,
@@ -574,7 +575,7 @@ async function writers(values: Values): Promise<void> {
     const action = required(values, "action");
     if (action !== "pause" && action !== "resume") throw new GateFailure("--action must be pause or resume");
     const command = required(values, "command");
-    const run = await runAppCommand({ label: `${action} writers`, command, cwd: PROJECT_ROOT, env: process.env, secrets: process.env.PROTEA_DB_URL ? secrets() : [], timeoutMs: stepLimit.ms });
+    const run = await runAppCommand({ label: `${action} writers`, command, cwd: PROJECT_ROOT, env: applicationEnvironment(), secrets: process.env.PROTEA_DB_URL ? secrets() : [], timeoutMs: stepLimit.ms });
     if (run.code !== 0) throw new GateFailure(`${action} writers (rollout:${action}Writers) failed (exit ${run.code}):\n${run.tail}`);
     result({ action, millis: run.millis });
 }
@@ -691,6 +692,7 @@ async function main(argv: string[]): Promise<number> {
     const command = name as keyof typeof SUBCOMMANDS;
     const values: Values = readCli(rest, SUBCOMMANDS[command] as CliSpec);
     completeDatabaseUrlFromPasswordFile();
+    installOutputScrubber(knownSecrets());
     // Every subcommand is bounded; steps that run children also stop them at their own timeout.
     stepLimit = await resolveStepLimit(values);
     setTimeout(() => {
@@ -702,15 +704,13 @@ async function main(argv: string[]): Promise<number> {
     return 0;
 }
 
-/** No message leaves this tool with the password or a URL's userinfo in it. */
-function scrubbed(message: string): string {
-    let forms: string[] = [];
+/** The password's forms, when the URL is there and parses (an unparsable one: the userinfo rule still applies). */
+function knownSecrets(): string[] {
     try {
-        forms = process.env.PROTEA_DB_URL ? secrets() : [];
+        return process.env.PROTEA_DB_URL ? secrets() : [];
     } catch {
-        /* an unparsable URL: the userinfo rule still applies */
+        return [];
     }
-    return scrub(message, forms);
 }
 
 main(process.argv.slice(2)).then(
@@ -720,7 +720,9 @@ main(process.argv.slice(2)).then(
         process.exit(code);
     },
     (err: Error) => {
-        say(scrubbed(err instanceof GateFailure ? err.message : `rollout: ${err.message}`));
+        // The scrubber sees every line: an error before main() installed it gets it now.
+        installOutputScrubber(knownSecrets());
+        say(err instanceof GateFailure ? err.message : `rollout: ${err.message}`);
         process.exit(1);
     },
 );

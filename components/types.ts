@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { PgAccess, RolloutConfig } from "../lib/config/config";
-import { PASSWORD_FILE_VARIABLE } from "../lib/postgres/database";
+import { stepEnvironment } from "../lib/postgres/database";
 import type { BudgetedStep } from "../lib/runbook/rehearsal";
 import type { Rerun } from "../lib/runbook/rolloutPhase";
 
@@ -13,9 +13,9 @@ export type { Rerun };
  */
 export type CommandEnvironment = pulumi.Input<Record<string, pulumi.Input<string>>>;
 
-/** What every database step gets: the URL, and where its password is when it is not in the URL. */
+/** What every database step gets: the URL, where its password is when it is not in the URL, and the application's variable. */
 export function commandEnvironment(config: RolloutConfig, url: string): Record<string, string> {
-    return { PROTEA_DB_URL: url, ...(config.dbPasswordFile ? { [PASSWORD_FILE_VARIABLE]: config.dbPasswordFile } : {}) };
+    return stepEnvironment(config, url);
 }
 
 /** Where PostgreSQL's client tools run: inside `container` (docker-exec) as `dbUser` on `dbName`, or on the host (url). */

@@ -11,16 +11,27 @@ set -euo pipefail
 here="$(dirname "${BASH_SOURCE[0]}")"
 source "$here/common.sh"
 
-# The stack the arguments name (--stack X, --stack=X, -s X, -sX), if any.
+# The stack the arguments name (--stack X, --stack=X, -s X, -sX), if any, and
+# pulumi's command (the first word that is not a flag or a global flag's value).
 stack=""
+command=""
 args=("$@")
 for ((i = 0; i < ${#args[@]}; i++)); do
     case "${args[i]}" in
         --stack | -s) stack="${args[i + 1]:-}" ;;
         --stack=*) stack="${args[i]#--stack=}" ;;
         -s?*) stack="${args[i]#-s}" ;;
+        --cwd | -C | --color | --tracing | --profiling | --memprofilerate | --verbose | -v) ((i += 1)) ;;
+        -*) ;;
+        *) [ -n "$command" ] || command="${args[i]}" ;;
     esac
 done
+# `up` runs through its guard (bin/guardedUp.ts): an interrupted update leaves
+# no process running and no writer paused unannounced, and names `npm run recover`.
+pulumi=(pulumi)
+if [ "$command" = up ] || [ "$command" = update ]; then
+    pulumi=(node "${STATE_DIR}/tools/bin/guardedUp.js")
+fi
 
 is_drill_stack() {
     [[ "$1" =~ ^[A-Za-z0-9][A-Za-z0-9._-]*$ ]] || return 1
@@ -40,6 +51,6 @@ if [ -n "$stack" ] && is_drill_stack "$stack"; then
     fi
     # A working copy that lost its salt takes the stack's own from its state.
     export PULUMI_FALLBACK_TO_STATE_SECRETS_MANAGER=true
-    exec bash "$here/with-engine.sh" pulumi --cwd "$work_dir" "$@"
+    exec bash "$here/with-engine.sh" "${pulumi[@]}" --cwd "$work_dir" "$@"
 fi
-exec bash "$here/with-engine.sh" pulumi "$@"
+exec bash "$here/with-engine.sh" "${pulumi[@]}" "$@"

@@ -3,14 +3,13 @@
 #   1. PostgreSQL server binaries (initdb, pg_ctl, postgres) from Debian;
 #   2. the PROTEA fixture's Python venv at .state/venv, rebuilt only when
 #      test/fixtures/protea/requirements.txt (or the Python it was built with)
-#      changes.
+#      changes;
+#   3. the billing fixture's Python venv at .state/venv-billing, the same way
+#      from test/fixtures/billing/requirements.txt (psycopg2, no psycopg 3).
 # A second run does no work and finishes well under two seconds.
 set -euo pipefail
 
 project_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-requirements="$project_root/test/fixtures/protea/requirements.txt"
-venv_dir="$project_root/.state/venv"
-stamp_file="$venv_dir/.requirements.sha256"
 
 step() { printf 'setup-fixture: %s\n' "$*"; }
 fail() { printf 'setup-fixture: error: %s\n' "$*" >&2; exit 1; }
@@ -67,24 +66,32 @@ pick_python() {
     return 1
 }
 
+# ensure_venv REQUIREMENTS VENV_DIR: builds VENV_DIR from REQUIREMENTS unless the
+# stamp file in it says that it already was, with the same requirements and Python.
 ensure_venv() {
-    local python wanted_stamp
+    local requirements="$1" venv_dir="$2"
+    local stamp_file="$venv_dir/.requirements.sha256"
+    local name rel_venv rel_requirements python wanted_stamp
+    name="$(basename "$venv_dir")"          # venv, venv-billing: prefixes the messages
+    rel_venv="${venv_dir#"$project_root"/}"
+    rel_requirements="${requirements#"$project_root"/}"
+    [[ -f "$requirements" ]] || fail "$name: $rel_requirements not found"
     python="$(pick_python)" || fail "no Python >= 3.9 found; install Debian's 'python3' and 'python3-venv' packages"
     # The stamp covers the interpreter too: a venv is tied to the Python that made it.
     wanted_stamp="$( { sha256sum "$requirements" | cut -d' ' -f1; "$python" -c 'import sys; print(sys.version)'; } | sha256sum | cut -d' ' -f1)"
 
     if [[ -x "$venv_dir/bin/python" && -f "$stamp_file" && "$(cat "$stamp_file")" == "$wanted_stamp" ]]; then
-        step "venv: up to date (.state/venv, requirements unchanged)"
+        step "$name: up to date ($rel_venv, requirements unchanged)"
         return
     fi
 
-    step "venv: creating .state/venv with $python ($("$python" -c 'import platform; print(platform.python_version())'))"
+    step "$name: creating $rel_venv with $python ($("$python" -c 'import platform; print(platform.python_version())'))"
     rm -rf "$venv_dir"
     mkdir -p "$(dirname "$venv_dir")"
     if ! "$python" -m venv "$venv_dir" 2>/dev/null; then
         rm -rf "$venv_dir"
         if [[ "$(id -u)" -eq 0 && "$python" == /usr/bin/* ]]; then
-            step "venv: installing Debian's python3-venv package (apt-get)"
+            step "$name: installing Debian's python3-venv package (apt-get)"
             DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
             DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
             "$python" -m venv "$venv_dir"
@@ -93,13 +100,14 @@ ensure_venv() {
         fi
     fi
 
-    step "venv: installing test/fixtures/protea/requirements.txt"
+    step "$name: installing $rel_requirements"
     "$venv_dir/bin/python" -m pip install --quiet --disable-pip-version-check --no-input -r "$requirements"
     # Written last, so an interrupted install is retried on the next run.
     echo "$wanted_stamp" >"$stamp_file"
-    step "venv: ready ($venv_dir/bin/python)"
+    step "$name: ready ($venv_dir/bin/python)"
 }
 
 ensure_postgres
-ensure_venv
+ensure_venv "$project_root/test/fixtures/protea/requirements.txt" "$project_root/.state/venv"
+ensure_venv "$project_root/test/fixtures/billing/requirements.txt" "$project_root/.state/venv-billing"
 step "done"

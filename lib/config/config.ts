@@ -67,6 +67,8 @@ export interface RolloutConfig {
      * run time by every command, so neither state nor engine logs hold it.
      */
     dbPasswordFile?: string;
+    /** rollout:dbUrlEnv: the environment variable the application reads its URL from. */
+    dbUrlEnv: string;
 }
 
 export const DEFAULT_NEW_COLUMNS: NewColumn[] = [

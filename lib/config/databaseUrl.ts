@@ -1,7 +1,8 @@
 /**
- * The application takes a SQLAlchemy URL (`postgresql+psycopg://…`) in
- * PROTEA_DB_URL; client tools and `pg` take libpq settings. Both come from the
- * one secret `rollout:dbUrl`, parsed by the pg project's own parser
+ * The application takes a SQLAlchemy URL (`postgresql+psycopg://…`, any
+ * driver) in its own variable (rollout:dbUrlEnv), exactly as configured;
+ * client tools and `pg` take libpq settings. Both come from the one secret
+ * `rollout:dbUrl`, parsed by the pg project's own parser
  * (pg-connection-string), and every parameter libpq knows reaches every
  * client: `?host=/var/run/postgresql` (a Unix socket), `sslmode`, `options`,
  * … as libpq environment variables for the client tools, as settings for
@@ -58,9 +59,12 @@ export function parseDatabaseUrl(url: string): LibpqSettings {
     let parsed: ReturnType<typeof parse>;
     let query: URLSearchParams;
     try {
-        parsed = parse(libpqUrl);
         // Not `new URL`: it refuses credentials without a host, as in a Unix-socket URL.
-        query = new URLSearchParams(libpqUrl.split("#")[0].split("?")[1] ?? "");
+        const [base, rawQuery = ""] = libpqUrl.split("#")[0].split("?");
+        query = new URLSearchParams(rawQuery);
+        // pg-connection-string sees only where and who: given ssl* parameters it reads certificate files and warns on stderr, and pgSsl() decides those.
+        const settings = new URLSearchParams([...query].filter(([key]) => IN_SETTINGS.includes(key)));
+        parsed = parse(settings.size > 0 ? `${base}?${settings}` : base);
     } catch {
         throw new DatabaseUrlError("is not a URL");
     }
@@ -104,20 +108,4 @@ export function pgSsl(settings: LibpqSettings): boolean | { rejectUnauthorized: 
     const ca = settings.params?.sslrootcert ? fs.readFileSync(settings.params.sslrootcert, "utf8") : undefined;
     // require checks nothing about the certificate; verify-ca/verify-full check it.
     return { rejectUnauthorized: mode === "verify-ca" || mode === "verify-full", ...(ca ? { ca } : {}) };
-}
-
-/** The same database as a SQLAlchemy psycopg URL, as the application expects, with every parameter kept. */
-export function sqlalchemyUrl(settings: LibpqSettings): string {
-    const auth = encodeURIComponent(settings.user) + (settings.password !== undefined ? `:${encodeURIComponent(settings.password)}` : "");
-    const query = new URLSearchParams(settings.params ?? {});
-    let where: string;
-    if (settings.host.startsWith("/")) {
-        query.set("host", settings.host);
-        query.set("port", String(settings.port));
-        where = "";
-    } else {
-        where = `${settings.host.includes(":") ? `[${settings.host}]` : settings.host}:${settings.port}`;
-    }
-    const rest = query.toString();
-    return `postgresql+psycopg://${auth}@${where}/${encodeURIComponent(settings.database)}${rest ? `?${rest}` : ""}`;
 }

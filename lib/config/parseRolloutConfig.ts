@@ -11,6 +11,8 @@ import { LibpqSettings, parseDatabaseUrl } from "./databaseUrl";
 
 // Whatever alembic accepts as a revision id (hex by default, any name with --rev-id).
 const REVISION = /^[A-Za-z0-9_]{1,64}$/;
+// Variables the application's URL may not take over (rollout:dbUrlEnv).
+const RESERVED_VARIABLES = ["PATH", "HOME", "SHELL", "USER", "PWD", "IFS", "PG*", "PULUMI_*", "LD_*", "PYTHON*", "PROTEA_DB_PASSWORD_FILE", "PROTEA_APP_DB_URL_VARIABLE"];
 // rollout:newColumns names: lower-case SQL identifiers.
 const IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/;
 
@@ -123,6 +125,11 @@ export function parseRolloutConfig(raw: RawConfig, home = os.homedir(), baseDir 
     const cutover = parseParityCutover(raw.parityCutover || undefined, raw.parityCutoverColumn || undefined);
     if (cutover.problem) problems.push(cutover.problem);
 
+    const dbUrlEnv = text("dbUrlEnv", "PROTEA_DB_URL");
+    const reserved = RESERVED_VARIABLES.find((r) => (r.endsWith("*") ? dbUrlEnv.startsWith(r.slice(0, -1)) : dbUrlEnv === r));
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(dbUrlEnv)) problems.push(`rollout:dbUrlEnv must be an environment variable name (letters, digits, "_"), got "${dbUrlEnv}"`);
+    else if (reserved) problems.push(`rollout:dbUrlEnv cannot be ${dbUrlEnv}: ${reserved} is used by the shell, libpq, Pulumi or the product itself; name the variable the application reads (e.g. DATABASE_URL)`);
+
     const config: RolloutConfig = {
         appDir: directory(appDirSetting),
         appDirSetting,
@@ -157,6 +164,7 @@ export function parseRolloutConfig(raw: RawConfig, home = os.homedir(), baseDir 
         restoreJobs: integer("restoreJobs", 2, 1, 64),
         protect: flag("protect", true),
         dbPasswordFile: raw.dbPasswordFile || undefined,
+        dbUrlEnv,
     };
     if (config.dbPasswordFile && database.password !== undefined) {
         problems.push("rollout:dbUrl holds a password, but rollout:dbPasswordFile is set: remove the password from the URL (`pulumi config set --secret rollout:dbUrl 'postgresql+psycopg://USER@HOST:PORT/DB'`)");
@@ -195,5 +203,5 @@ function parseNewColumns(value: string, problems: string[]): NewColumn[] {
 export const CONFIG_KEYS = [
     "appDir", "alembic", "backfill", "expectedHead", "targetRevision", "alembicVersionTable", "dbUrl", "pgAccess",
     "container", "dbUser", "dbName", "backupDir", "backupLabel", "backupCompression", "batchSize", "forceBackfill",
-    "newColumns", "pauseWriters", "resumeWriters", "lockTimeout", "lockRetries", "lockRetryBudget", "stepTimeout", "resumeOnFailure", "paritySample", "parityCutover", "parityCutoverColumn", "rehearsal", "rehearsalSizeFactor", "budgetMultiple", "budgetFloor", "restoreJobs", "protect", "dbPasswordFile",
+    "newColumns", "pauseWriters", "resumeWriters", "lockTimeout", "lockRetries", "lockRetryBudget", "stepTimeout", "resumeOnFailure", "paritySample", "parityCutover", "parityCutoverColumn", "rehearsal", "rehearsalSizeFactor", "budgetMultiple", "budgetFloor", "restoreJobs", "protect", "dbPasswordFile", "dbUrlEnv",
 ] as const;

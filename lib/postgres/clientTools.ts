@@ -92,6 +92,20 @@ function hasProgram(error: unknown): boolean {
  * caller read over its own connection. Read-only. A missing tool is a
  * verdict; any other failure to start one (permissions, a broken PATH) throws.
  */
+/** What keeps docker-exec from reaching rollout:container (no docker client, no such container, not running), or undefined when it runs. */
+export async function containerProblem(c: string, env: NodeJS.ProcessEnv = process.env): Promise<string | undefined> {
+    let inspect;
+    try {
+        inspect = await run("docker", ["inspect", "--type", "container", "--format", "{{.State.Status}}", c], { env });
+    } catch (error) {
+        if (hasProgram(error)) throw error;
+        return `rollout:pgAccess is docker-exec, but the docker client is not installed (not on PATH): install it (Debian: apt-get install docker.io), or set rollout:pgAccess to url`;
+    }
+    if (inspect.code !== 0) return explainDockerFailure(inspect.stderr, c);
+    const status = inspect.stdout.trim();
+    return status === "running" ? undefined : `rollout:container "${c}" exists but is ${status}, not running: start it (docker start ${c}) before the rollout`;
+}
+
 export async function checkClientTools(target: ClientToolTarget, env: NodeJS.ProcessEnv, serverVersionNum?: number): Promise<ClientToolsVerdict> {
     const runTool = (program: string, args: string[]) => run(program, args, { env });
     const versionOf = async (program: string, args: string[]) => {
@@ -105,16 +119,8 @@ export async function checkClientTools(target: ClientToolTarget, env: NodeJS.Pro
     let fix: string;
     if (target.access === "docker-exec") {
         const c = target.container;
-        let inspect;
-        try {
-            inspect = await runTool("docker", ["inspect", "--type", "container", "--format", "{{.State.Status}}", c]);
-        } catch (error) {
-            if (hasProgram(error)) throw error;
-            return { ok: false, message: `rollout:pgAccess is docker-exec, but the docker client is not installed (not on PATH): install it (Debian: apt-get install docker.io), or set rollout:pgAccess to url` };
-        }
-        if (inspect.code !== 0) return { ok: false, message: explainDockerFailure(inspect.stderr, c) };
-        const status = inspect.stdout.trim();
-        if (status !== "running") return { ok: false, message: `rollout:container "${c}" exists but is ${status}, not running: start it (docker start ${c}) before the rollout` };
+        const problem = await containerProblem(c, env);
+        if (problem) return { ok: false, message: problem };
         const exec = (tool: string, ...args: string[]) => runTool("docker", ["exec", c, tool, ...args]);
         const [dump, restore, server] = await Promise.all([
             exec("pg_dump", "--version"),
@@ -125,7 +131,12 @@ export async function checkClientTools(target: ClientToolTarget, env: NodeJS.Pro
             return { ok: false, message: `container ${c} has no working pg_dump/pg_restore (${tail(dump.stderr || restore.stderr, 1)}): rollout:container must be the PostgreSQL server's container` };
         }
         if (server.code !== 0) {
-            return { ok: false, message: `in container ${c}, psql as rollout:dbUser "${target.dbUser}" on rollout:dbName "${target.dbName}" failed: ${tail(server.stderr, 1)}: check rollout:dbUser and rollout:dbName` };
+            const why = tail(server.stderr, 1);
+            // The container's socket asked for a password: the tools inside it never get one (it would sit in an argument or the container's environment).
+            const fix = /no password supplied|password authentication failed/.test(why)
+                ? `docker-exec needs a login without a password on the container's local socket for rollout:dbUser (pg_hba.conf "local … trust" or "peer", as the official image sets up), or set rollout:pgAccess to url`
+                : "check rollout:dbUser and rollout:dbName";
+            return { ok: false, message: `in container ${c}, psql as rollout:dbUser "${target.dbUser}" on rollout:dbName "${target.dbName}" failed: ${why}: ${fix}` };
         }
         pgDumpMajor = majorOfToolVersion(dump.stdout);
         pgRestoreMajor = majorOfToolVersion(restore.stdout);

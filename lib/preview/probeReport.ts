@@ -12,6 +12,7 @@ import { describeParityDrift, ParityDrift } from "../runbook/parityDrift";
 import { RehearsalComparison, seconds, STEP_TITLES } from "../runbook/rehearsal";
 import { formatBytes } from "../process/format";
 import { tail } from "../process/processes";
+import { secretForms } from "../process/scrub";
 
 /** One probe's outcome: its value, or why there is none. */
 export type Probe<T> = ({ ok: true; value: T } | { ok: false; error: string }) & { millis: number };
@@ -91,16 +92,13 @@ export type ProbeName = (typeof PROBE_NAMES)[number];
 
 const failed = <T>(error: string): Probe<T> => ({ ok: false, error, millis: 0 });
 
-/** The URL and its password in every form they may be printed in (as given, decoded). */
+/** The URL and its password in every form they may be printed in (lib/process/scrub.ts). */
 export function secretsOf(url: string | undefined): string[] {
     if (!url) return [];
     const secrets = new Set([url]);
     try {
-        const parsed = new URL(url);
-        if (parsed.password) {
-            secrets.add(parsed.password);
-            secrets.add(decodeURIComponent(parsed.password));
-        }
+        const password = new URL(url).password;
+        if (password) for (const form of secretForms(decodeURIComponent(password))) secrets.add(form);
     } catch {
         // Not a URL: the whole value is the secret.
     }
@@ -206,18 +204,26 @@ export function formatProbeReport(report: ProbeReport, context: { stackHoldsMigr
     if (heads.ok) info(`alembic heads: ${revisionsText(heads.value)}`);
     else failure("alembic heads", heads);
     const gate = report.preflightGate;
+    const applied = gate.ok && !gate.value.ok && gate.value.alreadyAtTarget && context.stackHoldsMigration === true;
+    const toolsStop = tools?.ok === true && !tools.value.ok;
     if (gate.ok) {
-        if (gate.value.ok) info(`the preflight gate would pass: ${gate.value.message}`);
-        else if (gate.value.alreadyAtTarget && context.stackHoldsMigration) info("the migration is applied, by this stack: alembic current is the target revision");
+        if (gate.value.ok && toolsStop) info(`alembic's revisions are as the gate wants (${gate.value.message}), but the gate would stop on the client tools above`);
+        else if (gate.value.ok) info(`the preflight gate would pass: ${gate.value.message}`);
+        else if (applied) info("the migration is applied, by this stack: alembic current is the target revision; no DDL is pending");
         else warn(`the update would stop here: ${gate.value.message}`);
     } else failure("preflight gate", gate);
 
+    // Once this stack's migration is applied, its SQL will not run again: neither it nor its lock reading asks anything of the operator.
     const sql = report.pendingSql;
-    if (sql.ok) info(`pending migration SQL (alembic upgrade ${sql.value.range} --sql):\n${sql.value.sql}`);
+    if (applied) {
+        // Nothing pending.
+    } else if (sql.ok) info(`pending migration SQL (alembic upgrade ${sql.value.range} --sql):\n${sql.value.sql}`);
     else failure("pending migration SQL", sql);
 
     const locks = report.lockSafety;
-    if (locks.ok) {
+    if (applied) {
+        // Nothing to read.
+    } else if (locks.ok) {
         const warnings = locks.value.findings.filter((f) => f.severity === "warning");
         info(`lock safety: ${locks.value.statements} statements read with PostgreSQL ${Math.floor(locks.value.parserVersion / 10000)}'s parser; ${warnings.length} make readers or writers wait`);
         for (const f of locks.value.findings) (f.severity === "warning" ? warn : info)(`lock safety: ${f.message}`);

@@ -17,7 +17,7 @@ import { alembicRevisions, currentRevisions, judgeRevisions } from "../runbook/a
 import { parseBackfillSummary } from "../runbook/backfillSummary";
 import { BudgetPolicy, NewColumn, ParityCutover, parseDuration } from "../config/config";
 import { checkClientTools, ClientToolTarget, ClientToolsVerdict } from "../postgres/clientTools";
-import { databaseFromEnvironment } from "../postgres/database";
+import { applicationEnvironment, databaseFromEnvironment } from "../postgres/database";
 import { LockBlocker, lockBlockers } from "../runbook/lockAwareApply";
 import { ParityDrift, parityDrift } from "../runbook/parityDrift";
 import { compareWithRehearsal, pendingSqlChecksum, readRehearsal, RehearsalComparison } from "../runbook/rehearsal";
@@ -103,7 +103,7 @@ export function parseBackfillDryRun(output: string): Record<string, BackfillTabl
 export async function pendingMigrationSql(options: Pick<ProbeOptions, "appDir" | "alembic" | "expectedHead" | "targetRevision">, env: NodeJS.ProcessEnv): Promise<PendingSql> {
     const range = `${options.expectedHead}:${options.targetRevision}`;
     const command = inDirectory(options.appDir, `${options.alembic} upgrade ${quote(range)} --sql`);
-    const result = await runShell(command, { env });
+    const result = await runShell(command, { env: applicationEnvironment(env) });
     if (result.code !== 0) {
         throw new Error(`\`${options.alembic} upgrade ${range} --sql\` in ${options.appDir} failed (exit ${result.code}):\n${tail(result.stderr || result.stdout)}`);
     }
@@ -115,7 +115,7 @@ export async function pendingMigrationSql(options: Pick<ProbeOptions, "appDir" |
  * from the database: how the script prints is its own business.
  */
 async function backfillDryRun(options: ProbeOptions, env: NodeJS.ProcessEnv, live: Client): Promise<Record<string, BackfillTablePreview>> {
-    const result = await runShell(inDirectory(options.appDir, `${options.backfill} --dry-run`), { env });
+    const result = await runShell(inDirectory(options.appDir, `${options.backfill} --dry-run`), { env: applicationEnvironment(env) });
     if (result.code !== 0) {
         throw new Error(`\`${options.backfill} --dry-run\` in ${options.appDir} failed (exit ${result.code}):\n${tail(result.stderr || result.stdout)}`);
     }
@@ -154,7 +154,7 @@ export async function runProbes(options: ProbeOptions, env: NodeJS.ProcessEnv, l
         if (!db.ok) return failed(`needs the database: ${db.error}`);
         return probe(() => currentRevisions(client as Client, options.versionTable));
     })();
-    const alembicHeads = probe(() => alembicRevisions(options.alembic, options.appDir, "heads", childEnv));
+    const alembicHeads = probe(() => alembicRevisions(options.alembic, options.appDir, "heads", applicationEnvironment(childEnv)));
     const pendingSql = probe(() => pendingMigrationSql(options, childEnv));
 
     try {

@@ -19,6 +19,25 @@ export interface RunOptions {
     stdout?: number | "inherit";
     /** A file descriptor to feed stdin from. */
     stdin?: number;
+    /** Also show the output, whole lines at a time, on this process's stdout and stderr (and so through its scrubber). */
+    show?: boolean;
+}
+
+/** Writes text to `stream` whole lines at a time, so what filters the stream sees each line whole. */
+export function lineForwarder(stream: NodeJS.WritableStream): { push(text: string): void; flush(): void } {
+    let rest = "";
+    return {
+        push(text: string) {
+            const lines = rest + text;
+            const cut = lines.lastIndexOf("\n") + 1;
+            if (cut > 0) stream.write(lines.slice(0, cut));
+            rest = lines.slice(cut);
+        },
+        flush() {
+            if (rest) stream.write(rest);
+            rest = "";
+        },
+    };
 }
 
 /** Children still running, so a step that is stopped (timeout, signal) can stop them too. */
@@ -44,11 +63,20 @@ export function run(program: string, args: string[], options: RunOptions = {}): 
         child.on("exit", () => running.delete(child));
         let stdout = "";
         let stderr = "";
-        child.stdout?.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
-        child.stderr?.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+        const shown = options.show ? { out: lineForwarder(process.stdout), err: lineForwarder(process.stderr) } : undefined;
+        child.stdout?.setEncoding("utf8").on("data", (chunk: string) => {
+            stdout += chunk;
+            shown?.out.push(chunk);
+        });
+        child.stderr?.setEncoding("utf8").on("data", (chunk: string) => {
+            stderr += chunk;
+            shown?.err.push(chunk);
+        });
         child.on("error", (err) => reject(new Error(`could not start ${program}: ${err.message}`)));
         const started = profiling() ? performance.now() : 0;
         child.on("close", (code, signal) => {
+            shown?.out.flush();
+            shown?.err.flush();
             if (started) profileEvent(processLabel(program, args), performance.now() - started);
             resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr, ...(signal ? { signal } : {}) });
         });

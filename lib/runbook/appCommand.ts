@@ -7,11 +7,15 @@
  * - Pulumi (and so the state) gets a summary: the first and last lines and a
  *   count; the whole scrubbed output goes to a 0600 log file when one is asked for;
  * - the step is bounded: past its timeout the command's process group is
- *   stopped, and so is it when this process is told to stop.
+ *   stopped, and so is it when this process is told to stop or dies (a
+ *   provider cancels a step with SIGKILL).
  */
-import { spawn } from "node:child_process";
+import { ChildProcess, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import { processLabel, profileEvent } from "../process/profileLog";
+import { scrub } from "../process/scrub";
+
+export { scrub, secretForms } from "../process/scrub";
 
 export interface AppCommandOptions {
     /** What the step is, for messages: "alembic upgrade", "backfill". */
@@ -46,22 +50,18 @@ export interface AppCommandResult {
     logFile?: string;
 }
 
-const URL_USERINFO = /([a-z][a-z0-9+.-]*:\/\/)[^\s/@'"]+@/gi;
 const STDOUT_CAP = 4 * 1024 * 1024;
 
-/** Removes every secret and every URL's userinfo from `text`. */
-export function scrub(text: string, secrets: string[]): string {
-    let out = text.replace(URL_USERINFO, "$1[redacted]@");
-    for (const secret of secrets) {
-        if (secret.length >= 3) out = out.split(secret).join("[secret]");
-    }
-    return out;
-}
-
-/** The secrets of a password: as written, and URL-encoded as URLs carry it. */
-export function secretForms(password: string | undefined): string[] {
-    if (!password) return [];
-    return [...new Set([password, encodeURIComponent(password)])];
+/**
+ * A detached shell that outlives this process: when it is gone (SIGKILL by a
+ * provider that cancels the step, a crash), it stops the command's process
+ * group, softly then hard. It is itself stopped when the command ends.
+ */
+function guardGroup(pgid: number): ChildProcess {
+    const script = 'while kill -0 "$1" 2>/dev/null; do sleep 0.2; done; kill -TERM -"$2" 2>/dev/null && sleep 3 && kill -KILL -"$2" 2>/dev/null; exit 0';
+    const guard = spawn("/bin/sh", ["-c", script, "protea-step-guard", String(process.pid), String(pgid)], { detached: true, stdio: "ignore" });
+    guard.unref();
+    return guard;
 }
 
 /** Splits a stream into lines, holding back a partial last line. */
@@ -106,6 +106,7 @@ export function runAppCommand(options: AppCommandOptions): Promise<AppCommandRes
     return new Promise((resolve, reject) => {
         // Its own process group, so a timeout or a stop reaches every child.
         const child = spawn("/bin/sh", ["-c", options.command], { cwd: options.cwd, env: options.env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+        const guard = child.pid ? guardGroup(child.pid) : undefined;
         const out = new LineSplitter();
         const err = new LineSplitter();
         child.stdout.setEncoding("utf8").on("data", (c: string) => out.push(c, onLine("out")));
@@ -137,10 +138,12 @@ export function runAppCommand(options: AppCommandOptions): Promise<AppCommandRes
 
         child.on("error", (e) => {
             clearTimeout(timer);
+            guard?.kill("SIGKILL");
             reject(new Error(`could not start ${options.label}: ${e.message}`));
         });
         child.on("close", (code, signal) => {
             clearTimeout(timer);
+            guard?.kill("SIGKILL");
             process.off("SIGTERM", onSignal);
             process.off("SIGINT", onSignal);
             out.flush(onLine("out"));

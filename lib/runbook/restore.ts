@@ -13,12 +13,11 @@
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import type { Client } from "pg";
-import { alembicRevisions } from "./alembic";
+import { currentRevisions } from "./alembic";
 import { readDumpListing, recordedChecksum, sha256OfFile, tocEntries } from "./backup";
 import { checkClientTools, clientTool, ClientToolTarget } from "../postgres/clientTools";
 import type { RolloutConfig } from "../config/config";
-import { withDatabase } from "../postgres/database";
-import { sqlalchemyUrl } from "../config/databaseUrl";
+import { applicationEnvironment, completedStepEnvironment, withDatabase } from "../postgres/database";
 import { runShell, tail } from "../process/processes";
 import { holdRunLock } from "./rolloutLock";
 import { columnStates, schemaMismatches } from "../postgres/schemaChecks";
@@ -58,18 +57,19 @@ const ident = (name: string) => `"${name.replace(/"/g, '""')}"`;
 
 /** Schema public's owner, privileges and comment as SQL that puts them back after it is re-created. */
 export async function publicSchemaRestoreSql(client: Client): Promise<string> {
+    // Role names as stored (pg_get_userbyid), quoted once here: regrole::text would quote them already.
     const schema = (await client.query(
-        `SELECT n.nspowner::regrole::text AS owner, obj_description(n.oid, 'pg_namespace') AS comment
+        `SELECT pg_get_userbyid(n.nspowner) AS owner, obj_description(n.oid, 'pg_namespace') AS comment
            FROM pg_namespace n WHERE n.nspname = 'public'`,
     )).rows[0];
     if (!schema) return "";
     const grants = (await client.query(
-        `SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(a.grantee::regrole::text) END AS grantee, a.privilege_type, a.is_grantable
+        `SELECT CASE WHEN a.grantee = 0 THEN NULL ELSE pg_get_userbyid(a.grantee) END AS grantee, a.privilege_type, a.is_grantable
            FROM pg_namespace n, aclexplode(COALESCE(n.nspacl, acldefault('n', n.nspowner))) a
           WHERE n.nspname = 'public'`,
     )).rows;
     const lines = [`ALTER SCHEMA public OWNER TO ${ident(schema.owner)};`, "REVOKE ALL ON SCHEMA public FROM PUBLIC;"];
-    for (const g of grants) lines.push(`GRANT ${g.privilege_type} ON SCHEMA public TO ${g.grantee}${g.is_grantable ? " WITH GRANT OPTION" : ""};`);
+    for (const g of grants) lines.push(`GRANT ${g.privilege_type} ON SCHEMA public TO ${g.grantee === null ? "PUBLIC" : ident(g.grantee)}${g.is_grantable ? " WITH GRANT OPTION" : ""};`);
     lines.push(`COMMENT ON SCHEMA public IS ${schema.comment === null ? "NULL" : literal(schema.comment)};`);
     return `${lines.join("\n")}\n`;
 }
@@ -120,8 +120,19 @@ async function restoreInOneTransaction(target: ClientToolTarget, dumpPath: strin
     }
 }
 
+/** The data is back (committed), but `alembic stamp` failed: the state must still learn it, and the operator what is left. */
+export class StampFailed extends Error {
+    constructor(
+        readonly timings: RestoreTimings,
+        message: string,
+    ) {
+        super(message);
+    }
+}
+
 export async function restoreFromDump(
     config: RolloutConfig,
+    dbUrl: string,
     dump: { path: string; sha256?: string },
     stack: string,
     log: (line: string) => void,
@@ -145,19 +156,28 @@ export async function restoreFromDump(
     } finally {
         await lock.release();
     }
+    log(`restore: the data of ${dump.path} is restored and committed`);
 
+    // The application gets its URL as configured, in its own variable (rollout:dbUrlEnv).
     const mark = Date.now();
-    const env = { ...process.env, PROTEA_DB_URL: sqlalchemyUrl(config.database) };
-    const stamp = await runShell(inDirectory(config.appDir, `${config.alembic} stamp ${quote(config.expectedHead)}`), { env });
-    if (stamp.code !== 0) throw new Error(`alembic stamp ${config.expectedHead} failed (exit ${stamp.code}):\n${tail(stamp.stderr || stamp.stdout)}`);
-    const stampSeconds = (Date.now() - mark) / 1000;
-
-    const current = await alembicRevisions(config.alembic, config.appDir, "current", env);
+    const env = applicationEnvironment(completedStepEnvironment(config, dbUrl));
+    const stampCommand = `${config.alembic} stamp ${quote(config.expectedHead)}`;
+    const stamp = await runShell(inDirectory(config.appDir, stampCommand), { env });
+    const timings = () => ({ restoreSeconds, stampSeconds: (Date.now() - mark) / 1000, totalSeconds: (Date.now() - started) / 1000 });
+    const current = await withDatabase(config.database, (client) => currentRevisions(client, config.alembicVersionTable));
+    if (stamp.code !== 0) {
+        const reads = current.length === 1 && current[0] === config.expectedHead ? `alembic's version table already reads ${config.expectedHead} (the dump's own)` : `alembic's version table reads ${current.join(", ") || "nothing"}`;
+        throw new StampFailed(
+            timings(),
+            `the data is restored from ${dump.path} (committed); \`${stampCommand}\` failed (exit ${stamp.code}); ${reads}:\n${tail(stamp.stderr || stamp.stdout)}\n` +
+                `Fix the application's alembic (rollout:alembic, rollout:appDir, rollout:dbUrlEnv), then run in ${config.appDir}, with the URL in ${config.dbUrlEnv}: ${stampCommand}`,
+        );
+    }
     if (current.length !== 1 || current[0] !== config.expectedHead) {
-        throw new Error(`after the restore, alembic current is ${current.join(", ") || "(none)"}, not ${config.expectedHead}`);
+        throw new StampFailed(timings(), `the data is restored from ${dump.path} (committed), but after \`${stampCommand}\` alembic's version table (rollout:alembicVersionTable ${config.alembicVersionTable}) reads ${current.join(", ") || "nothing"}, not ${config.expectedHead}`);
     }
     const problems = schemaMismatches(await withDatabase(config.database, (client) => columnStates(client, config.newColumns)), "absent");
-    if (problems.length > 0) throw new Error(`after the restore, ${problems.join("; ")}: the dump was taken after the migration?`);
+    if (problems.length > 0) throw new StampFailed(timings(), `the data is restored from ${dump.path} (committed), but ${problems.join("; ")}: the dump was taken after the migration?`);
     log(`restore: alembic current = ${config.expectedHead}; the new columns and indexes are absent`);
-    return { restoreSeconds, stampSeconds, totalSeconds: (Date.now() - started) / 1000 };
+    return timings();
 }

@@ -11,6 +11,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import type { ConfigMap, Deployment } from "@pulumi/pulumi/automation";
 import { drillConfigFile, drillWorkDir, isDrillStack } from "../config/drillConfig";
+import { lineForwarder } from "../process/processes";
 import { PROJECT_ROOT, resolveStackConfig, StackConfig } from "../config/stackConfig";
 
 export { PROJECT_ROOT };
@@ -56,16 +57,20 @@ export class CliStack implements StackHandle {
     private pulumi(args: string[], options: { input?: string; show?: boolean } = {}): Promise<string> {
         const argv = [...args, "--stack", this.name, "--non-interactive"];
         return new Promise((resolve, reject) => {
-            const child = spawn("pulumi", argv, { cwd: this.workspace.workDir, stdio: [options.input === undefined ? "ignore" : "pipe", options.show ? "inherit" : "pipe", "pipe"] });
+            const child = spawn("pulumi", argv, { cwd: this.workspace.workDir, stdio: [options.input === undefined ? "ignore" : "pipe", "pipe", "pipe"] });
             let stdout = "";
             let stderr = "";
-            child.stdout?.on("data", (d) => (stdout += d));
-            child.stderr?.on("data", (d) => {
+            // Shown through this process's streams, so its output scrubber sees every line (lib/process/scrub.ts).
+            const shown = options.show ? { out: lineForwarder(process.stdout), err: lineForwarder(process.stderr) } : undefined;
+            child.stdout?.setEncoding("utf8").on("data", (d: string) => (shown ? shown.out.push(d) : (stdout += d)));
+            child.stderr?.setEncoding("utf8").on("data", (d: string) => {
                 stderr += d;
-                if (options.show) process.stderr.write(d);
+                shown?.err.push(d);
             });
             child.on("error", (err) => reject(new Error(`cannot run pulumi: ${err.message}; run through scripts/with-engine.sh (npm run …)`)));
             child.on("close", (code) => {
+                shown?.out.flush();
+                shown?.err.flush();
                 if (code === 0) return resolve(stdout);
                 const reason = stderr.split("\n").find((l) => l.trim()) ?? "";
                 if (/no stack named/.test(stderr)) return reject(new Error(`cannot open stack "${this.name}": ${reason}; list stacks with \`npm run pulumi -- stack ls\``));

@@ -157,7 +157,9 @@ describe("probe secrets and safety", () => {
     const url = "postgresql+psycopg://protea:s%3Acr%40t-pass@db.internal:5432/protea";
 
     it("scrubs the URL and its password, encoded and decoded, from every string of a report", () => {
-        expect(secretsOf(url)).toEqual([url, "s%3Acr%40t-pass", "s:cr@t-pass"]);
+        // Longest first; every form a program may print the password in (lib/process/scrub.ts), the URL itself first.
+        expect(secretsOf(url)[0]).toBe(url);
+        expect(secretsOf(url)).toEqual(expect.arrayContaining(["s%3Acr%40t-pass", "s%3acr%40t-pass", "s:cr@t-pass"]));
         const report = healthyReport();
         report.alembicCurrent = failed(`could not connect with ${url}; password s:cr@t-pass rejected; also s%3Acr%40t-pass`);
         const scrubbed = redactReport(report, secretsOf(url));

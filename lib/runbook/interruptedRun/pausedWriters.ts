@@ -1,0 +1,49 @@
+/**
+ * Whether the state shows writers a run paused and never resumed. The pause
+ * (`protea:rollout:Quiesce`'s command) and the resume (`protea:rollout:Resume`'s)
+ * carry the same re-run token in their stdin whenever one run did both
+ * (components/types.ts rerunOn): a pause whose token the resume does not
+ * carry was not followed by a resume. Read from the state alone, so any
+ * operator's checkout decides the same, and the next run or `recover` can act.
+ */
+
+interface StateResource {
+    urn: string;
+    type: string;
+    inputs?: { stdin?: unknown };
+}
+
+interface PendingEntry {
+    type?: string;
+    resource?: { urn?: string };
+}
+
+export type WritersState =
+    /** The last pause was followed by a resume of the same run, or nothing was ever paused. */
+    | "not-paused"
+    /** A pause ran and no resume of the same run followed. */
+    | "paused"
+    /** The run was interrupted while pausing or resuming: they may be either. */
+    | "unknown";
+
+const PAUSE = "protea:rollout:Quiesce$command:local:Command::";
+const RESUME = "protea:rollout:Resume$command:local:Command::";
+
+/** The stdin token of a command, whether stored plain or as a secret envelope. */
+function token(resource: StateResource | undefined): string | undefined {
+    const stdin = resource?.inputs?.stdin as unknown;
+    if (typeof stdin === "string") return stdin;
+    const wrapped = stdin as { plaintext?: string } | undefined;
+    return typeof wrapped?.plaintext === "string" ? (JSON.parse(wrapped.plaintext) as string) : undefined;
+}
+
+/** `deployment` is `pulumi stack export`'s `deployment` (secrets shown or not: the tokens are plain). */
+export function writersState(deployment: { resources?: unknown[] | null; pending_operations?: unknown[] | null } | undefined): WritersState {
+    const resources = (deployment?.resources ?? []) as StateResource[];
+    const pending = (deployment?.pending_operations ?? []) as PendingEntry[];
+    if (pending.some((op) => op.resource?.urn?.includes(PAUSE) || op.resource?.urn?.includes(RESUME))) return "unknown";
+    const pause = resources.find((r) => r.urn.includes(PAUSE));
+    if (!pause) return "not-paused";
+    const resume = resources.find((r) => r.urn.includes(RESUME));
+    return resume && token(resume) === token(pause) ? "not-paused" : "paused";
+}
