@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { rolloutCommand } from "../lib/runbook/rolloutCli";
-import { Rerun, rerunOn, SECRET_OUTPUTS } from "./types";
+import { CommandEnvironment, Rerun, rerunOn, SECRET_OUTPUTS } from "./types";
 
 export interface QuiesceArgs {
     /**
@@ -13,6 +13,8 @@ export interface QuiesceArgs {
     pauseWriters?: string;
     /** rollout:stepTimeout. */
     timeout: string;
+    /** Carries PROTEA_DB_URL: the writers' command gets it in the application's variable (rollout:dbUrlEnv). */
+    environment: CommandEnvironment;
     /** Pauses again whenever the rollout is not finished (a re-apply, a resumed backfill). */
     rerun: Rerun;
 }
@@ -26,10 +28,11 @@ export class Quiesce extends pulumi.ComponentResource {
     constructor(name: string, args: QuiesceArgs, opts?: pulumi.ComponentResourceOptions) {
         super("protea:rollout:Quiesce", name, {}, opts);
         if (args.pauseWriters) {
-            const { stdin, ignoreChanges } = rerunOn(args.rerun);
+            // Frozen once done: a finished rollout never pauses (or resumes) again because an input changed.
+            const { stdin, ignoreChanges } = rerunOn(args.rerun, true);
             new command.local.Command(
                 `${name}-pause`,
-                { create: rolloutCommand("writers", "--action", "pause", "--command", args.pauseWriters, "--timeout", args.timeout), stdin },
+                { create: rolloutCommand("writers", "--action", "pause", "--command", args.pauseWriters, "--timeout", args.timeout), environment: args.environment, stdin },
                 { parent: this, ignoreChanges, ...SECRET_OUTPUTS },
             );
         } else {

@@ -1,13 +1,15 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { rolloutCommand } from "../lib/runbook/rolloutCli";
-import { Rerun, rerunOn, SECRET_OUTPUTS } from "./types";
+import { CommandEnvironment, Rerun, rerunOn, SECRET_OUTPUTS } from "./types";
 
 export interface ResumeArgs {
     /** Operator command that resumes the writers paused by Quiesce. Unset: nothing runs. */
     resumeWriters?: string;
     /** rollout:stepTimeout. */
     timeout: string;
+    /** Carries PROTEA_DB_URL: the writers' command gets it in the application's variable (rollout:dbUrlEnv). */
+    environment: CommandEnvironment;
     /** Resumes again whenever Quiesce paused again. */
     rerun: Rerun;
 }
@@ -17,10 +19,11 @@ export class Resume extends pulumi.ComponentResource {
     constructor(name: string, args: ResumeArgs, opts?: pulumi.ComponentResourceOptions) {
         super("protea:rollout:Resume", name, {}, opts);
         if (args.resumeWriters) {
-            const { stdin, ignoreChanges } = rerunOn(args.rerun);
+            // Frozen once done: a finished rollout never pauses (or resumes) again because an input changed.
+            const { stdin, ignoreChanges } = rerunOn(args.rerun, true);
             new command.local.Command(
                 `${name}-writers`,
-                { create: rolloutCommand("writers", "--action", "resume", "--command", args.resumeWriters, "--timeout", args.timeout), stdin },
+                { create: rolloutCommand("writers", "--action", "resume", "--command", args.resumeWriters, "--timeout", args.timeout), environment: args.environment, stdin },
                 { parent: this, ignoreChanges, ...SECRET_OUTPUTS },
             );
         }

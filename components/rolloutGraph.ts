@@ -87,7 +87,7 @@ export function createRollout(
         },
         { ...after(preflight), protect: config.protect },
     );
-    const quiesce = new Quiesce("quiesce", { pauseWriters: config.pauseWriters, timeout, rerun: reruns.finish }, after(backup));
+    const quiesce = new Quiesce("quiesce", { pauseWriters: config.pauseWriters, timeout, environment, rerun: reruns.finish }, after(backup));
     const migration = new Migration(
         "migration",
         {
@@ -144,7 +144,7 @@ export function createRollout(
         },
         after(backfill),
     );
-    const resumeWriters = new Resume("resume", { resumeWriters: config.resumeWriters, timeout, rerun: reruns.finish }, after(verification));
+    const resumeWriters = new Resume("resume", { resumeWriters: config.resumeWriters, timeout, environment, rerun: reruns.finish }, after(verification));
     const rehearsalReport = budget
         ? new RehearsalReport(
               "rehearsal-report",

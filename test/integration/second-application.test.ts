@@ -76,8 +76,12 @@ function upInTerminal(env: Record<string, string>) {
     let output = "";
     child.stdout.on("data", (d) => (output += d));
     child.stderr.on("data", (d) => (output += d));
-    const done = new Promise<number>((resolve) => child.on("close", (code, signal) => resolve(code ?? (signal ? 128 : 1))));
-    return { ctrlC: () => process.kill(-child.pid!, "SIGINT"), done, output: () => output };
+    let ended = false;
+    const done = new Promise<number>((resolve) => child.on("close", (code, signal) => {
+        ended = true;
+        resolve(code ?? (signal ? 128 : 1));
+    }));
+    return { ctrlC: () => process.kill(-child.pid!, "SIGINT"), done, ended: () => ended, output: () => output };
 }
 
 beforeAll(async () => {
@@ -105,7 +109,7 @@ afterAll(async () => {
 
 /** The project's tool by hand, as a stored command runs it: the URL in PROTEA_DB_URL, the application's variable named. */
 const rolloutTool = (args: string[]) =>
-    run("rollout", [...args, "--app-dir", appDir, "--columns", JSON.stringify(BILLING_NEW_COLUMNS), "--version-table", BILLING_VERSION_TABLE], {
+    run("rollout", [...args, "--columns", JSON.stringify(BILLING_NEW_COLUMNS)], {
         PROTEA_DB_URL: dbUrl(),
         PROTEA_APP_DB_URL_VARIABLE: "BILLING_DATABASE_URL",
     });
@@ -117,7 +121,7 @@ describe("a second alembic application, configured through stack config alone", 
     it("the upgrade's own gate stops a wrong expected head, before any DDL, naming both revisions", async () => {
         const before = await snapshot();
         const python = shQuote(BILLING_PYTHON);
-        const migrate = await rolloutTool(["migrate", "--direction", "up", "--stack", `rollout/${stack.stack.name}`, "--alembic", `${python} -m alembic`, "--expected-head", "c0ffee000001", "--target-revision", BILLING_TARGET]);
+        const migrate = await rolloutTool(["migrate", "--direction", "up", "--stack", `rollout/${stack.stack.name}`, "--alembic", `${python} -m alembic`, "--expected-head", "c0ffee000001", "--target-revision", BILLING_TARGET, "--app-dir", appDir, "--version-table", BILLING_VERSION_TABLE]);
         expect(migrate.code).toBe(1);
         expect(migrate.output).toContain("c0ffee000001");
         expect(migrate.output).toContain(BILLING_EXPECTED_HEAD);
@@ -137,7 +141,8 @@ describe("a second alembic application, configured through stack config alone", 
     it("Ctrl-C mid-backfill: the writers are resumed, no backfill is left running, and the output ends naming recover", async () => {
         const up = upInTerminal({ BILLING_BACKFILL_SLEEP_PER_BATCH: "0.5", BILLING_PRINT_URL: "1" });
         // Interrupt once some batches are committed, well before all 1,200 rows are.
-        for (let i = 0; i < 600 && (await filled().catch(() => 0)) < 80; i++) await new Promise((r) => setTimeout(r, 100));
+        for (let i = 0; i < 600 && !up.ended() && (await filled().catch(() => 0)) < 80; i++) await new Promise((r) => setTimeout(r, 100));
+        expect(up.ended(), up.output()).toBe(false);
         expect(await filled()).toBeLessThan(1200);
         up.ctrlC();
         const code = await up.done;

@@ -10,9 +10,9 @@ import * as crypto from "node:crypto";
  * logs or pg_stat_activity.
  */
 export function scramSha256Verifier(password: string, iterations = 4096): string {
-    if (!/^[\x21-\x7e]+$/.test(password)) {
-        // SASLprep is the identity on printable ASCII; anything else would need a full implementation.
-        throw new Error("password must be non-empty printable ASCII without spaces");
+    if (!/^[\x20-\x7e]+$/.test(password)) {
+        // SASLprep is the identity on printable ASCII (the ASCII space included); anything else would need a full implementation.
+        throw new Error("password must be non-empty printable ASCII");
     }
     const salt = crypto.randomBytes(16);
     const saltedPassword = crypto.pbkdf2Sync(password, salt, iterations, 32, "sha256");
