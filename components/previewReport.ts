@@ -1,12 +1,15 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import type { RolloutConfig } from "../lib/config/config";
-import { formatProbeReport, parseProbeReport, ProbeReport, redactReport, secretsOf } from "../lib/preview/probeReport";
+import { appliedByThisStack, formatProbeReport, parseProbeReport, ProbeReport, redactReport, secretsOf } from "../lib/preview/probeReport";
 import { clientToolArgs, rolloutCommand, versionTableArgs } from "../lib/runbook/rolloutCli";
 import { commandEnvironment } from "./types";
 
 /** The dry run as a stack output: every probe's fact (or why it failed) and the preview's warnings. */
-export interface DryRun extends ProbeReport {
+export interface DryRun extends Omit<ProbeReport, "pendingSql" | "lockSafety"> {
+    /** Absent once this stack's migration is applied. */
+    pendingSql?: ProbeReport["pendingSql"];
+    lockSafety?: ProbeReport["lockSafety"];
     /** The warnings the preview logged, without the "dry run: " prefix. */
     warnings: string[];
 }
@@ -67,6 +70,9 @@ export function previewReport(config: RolloutConfig, dbUrl: pulumi.Input<string>
             if (line.level === "warn") pulumi.log.warn(line.text, stack);
             else pulumi.log.info(line.text, stack);
         }
-        return { ...facts, warnings: lines.filter((l) => l.level === "warn").map((l) => l.text.replace(/^dry run: /, "")) };
+        // Once applied, the migration's SQL and its lock reading ask nothing of the operator: not in the output either.
+        const { pendingSql, lockSafety, ...rest } = facts;
+        const shown = appliedByThisStack(facts, stackHoldsMigration) ? rest : { ...rest, pendingSql, lockSafety };
+        return { ...shown, warnings: lines.filter((l) => l.level === "warn").map((l) => l.text.replace(/^dry run: /, "")) };
     });
 }

@@ -92,6 +92,18 @@ function hasProgram(error: unknown): boolean {
  * caller read over its own connection. Read-only. A missing tool is a
  * verdict; any other failure to start one (permissions, a broken PATH) throws.
  */
+/**
+ * What to change when psql inside the container could not log in. A socket
+ * that asks for a password is not a wrong user or database: the tools inside
+ * the container never get one (it would sit in an argument or the container's
+ * environment).
+ */
+export function containerLoginFix(psqlError: string): string {
+    return /no password supplied|password authentication failed/.test(psqlError)
+        ? `docker-exec needs a login without a password on the container's local socket for rollout:dbUser (pg_hba.conf "local … trust" or "peer", as the official image sets up), or set rollout:pgAccess to url`
+        : "check rollout:dbUser and rollout:dbName";
+}
+
 /** What keeps docker-exec from reaching rollout:container (no docker client, no such container, not running), or undefined when it runs. */
 export async function containerProblem(c: string, env: NodeJS.ProcessEnv = process.env): Promise<string | undefined> {
     let inspect;
@@ -132,11 +144,7 @@ export async function checkClientTools(target: ClientToolTarget, env: NodeJS.Pro
         }
         if (server.code !== 0) {
             const why = tail(server.stderr, 1);
-            // The container's socket asked for a password: the tools inside it never get one (it would sit in an argument or the container's environment).
-            const fix = /no password supplied|password authentication failed/.test(why)
-                ? `docker-exec needs a login without a password on the container's local socket for rollout:dbUser (pg_hba.conf "local … trust" or "peer", as the official image sets up), or set rollout:pgAccess to url`
-                : "check rollout:dbUser and rollout:dbName";
-            return { ok: false, message: `in container ${c}, psql as rollout:dbUser "${target.dbUser}" on rollout:dbName "${target.dbName}" failed: ${why}: ${fix}` };
+            return { ok: false, message: `in container ${c}, psql as rollout:dbUser "${target.dbUser}" on rollout:dbName "${target.dbName}" failed: ${why}: ${containerLoginFix(why)}` };
         }
         pgDumpMajor = majorOfToolVersion(dump.stdout);
         pgRestoreMajor = majorOfToolVersion(restore.stdout);

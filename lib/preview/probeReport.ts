@@ -168,6 +168,12 @@ export function condense(error: string): string {
 
 const revisionsText = (revs: string[]) => (revs.length === 0 ? "(none)" : revs.join(", "));
 
+/** This stack's migration is in the database (alembic at the target, the state holds it): its SQL will not run again. */
+export function appliedByThisStack(report: ProbeReport, stackHoldsMigration: boolean | undefined): boolean {
+    const gate = report.preflightGate;
+    return gate.ok && !gate.value.ok && gate.value.alreadyAtTarget && stackHoldsMigration === true;
+}
+
 /**
  * The report as lines for the preview's log, in the runbook's order: the
  * database, the backup's room, the revisions and the gate's verdict, the
@@ -204,7 +210,7 @@ export function formatProbeReport(report: ProbeReport, context: { stackHoldsMigr
     if (heads.ok) info(`alembic heads: ${revisionsText(heads.value)}`);
     else failure("alembic heads", heads);
     const gate = report.preflightGate;
-    const applied = gate.ok && !gate.value.ok && gate.value.alreadyAtTarget && context.stackHoldsMigration === true;
+    const applied = appliedByThisStack(report, context.stackHoldsMigration);
     const toolsStop = tools?.ok === true && !tools.value.ok;
     if (gate.ok) {
         if (gate.value.ok && toolsStop) info(`alembic's revisions are as the gate wants (${gate.value.message}), but the gate would stop on the client tools above`);

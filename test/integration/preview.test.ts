@@ -118,8 +118,8 @@ describe("pulumi preview is the dry run", () => {
         expect(dryRun.preflightGate).toMatchObject({ ok: true, value: { ok: true, alreadyAtTarget: false } });
 
         // The pending SQL, from alembic's offline mode.
-        expect(dryRun.pendingSql.ok).toBe(true);
-        const sql = dryRun.pendingSql.ok ? dryRun.pendingSql.value.sql : "";
+        expect(dryRun.pendingSql?.ok).toBe(true);
+        const sql = dryRun.pendingSql?.ok ? dryRun.pendingSql.value.sql : "";
         expect(sql.match(/ALTER TABLE \w+ ADD COLUMN schema_sha_v2 TEXT/g)).toHaveLength(2);
         expect(sql).toContain("CREATE INDEX ix_dataset_schema_sha_v2 ON dataset (schema_sha_v2)");
         expect(sql).toContain("CREATE INDEX ix_reranker_model_schema_sha_v2 ON reranker_model (schema_sha_v2)");
@@ -131,8 +131,8 @@ describe("pulumi preview is the dry run", () => {
         });
 
         // Lock safety: the two non-concurrent index builds block writes, named with each table's row estimate.
-        expect(dryRun.lockSafety.ok).toBe(true);
-        const findings = dryRun.lockSafety.ok ? dryRun.lockSafety.value.findings : [];
+        expect(dryRun.lockSafety?.ok).toBe(true);
+        const findings = dryRun.lockSafety?.ok ? dryRun.lockSafety.value.findings : [];
         const indexBuilds = findings.filter((f) => f.severity === "warning" && f.holds === "index build");
         expect(indexBuilds.map((f) => [f.table, f.lock, f.blocks, f.rowEstimate?.rows])).toEqual([
             ["dataset", "SHARE", "writes", datasets],
@@ -166,7 +166,7 @@ describe("pulumi preview is the dry run", () => {
             expect(dryRun.preflightGate).toMatchObject({ ok: true, value: { ok: false, alreadyAtTarget: true } });
             expect(dryRun.warnings.some((w) => w.startsWith("the update would stop here: the database is already at the target revision"))).toBe(true);
             expect(logged.warning.some((m) => m.includes("the update would stop here"))).toBe(true);
-            expect(dryRun.database.ok && dryRun.alembicHeads.ok && dryRun.pendingSql.ok && dryRun.lockSafety.ok && dryRun.backupSpace.ok).toBe(true);
+            expect(dryRun.database.ok && dryRun.alembicHeads.ok && dryRun.pendingSql?.ok && dryRun.lockSafety?.ok && dryRun.backupSpace.ok).toBe(true);
             expect(dryRun.backfill).toMatchObject({
                 ok: true,
                 value: { source: "backfill --dry-run", tables: { dataset: { wouldUpdate: datasets, skipped: 0 }, reranker_model: { wouldUpdate: models, skipped: 0 } } },
@@ -196,7 +196,7 @@ describe("pulumi preview is the dry run", () => {
         expect(dryRun.preflightGate).toMatchObject({ ok: true, value: { ok: false } });
         expect(dryRun.warnings).toContain("the update would stop here: alembic current is 9d2fb5a07e4c but rollout:expectedHead is 0123456789ab: stop and reconcile with the deployer");
         // alembic cannot render SQL from an unknown revision: that probe fails, and says why.
-        expect(dryRun.pendingSql.ok).toBe(false);
+        expect(dryRun.pendingSql?.ok).toBe(false);
         expect(dryRun.warnings.some((w) => w.startsWith("pending migration SQL: could not be probed") && w.includes("0123456789ab"))).toBe(true);
         expect(dryRun.database.ok && dryRun.alembicCurrent.ok && dryRun.alembicHeads.ok && dryRun.backfill.ok && dryRun.backupSpace.ok).toBe(true);
     });
@@ -211,8 +211,8 @@ describe("pulumi preview is the dry run", () => {
         expect(dryRun.backfill.ok).toBe(false);
         // What needs no database is still there: the checkout's head, the SQL and its reading (without row estimates), the disk.
         expect(dryRun.alembicHeads).toMatchObject({ ok: true, value: [T16_REVISION] });
-        expect(dryRun.pendingSql.ok).toBe(true);
-        expect(dryRun.lockSafety.ok && dryRun.lockSafety.value.findings.filter((f) => f.severity === "warning").length).toBeGreaterThanOrEqual(2);
+        expect(dryRun.pendingSql?.ok).toBe(true);
+        expect(dryRun.lockSafety?.ok && dryRun.lockSafety.value.findings.filter((f: { severity: string }) => f.severity === "warning").length).toBeGreaterThanOrEqual(2);
         expect(dryRun.backupSpace.ok).toBe(true);
         expect(transcript).not.toContain("unreachable-secret");
     });

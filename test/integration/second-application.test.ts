@@ -171,6 +171,13 @@ describe("a second alembic application, configured through stack config alone", 
         expect(await filled()).toBe(1200);
         expect(await version()).toBe(BILLING_TARGET);
         expect(writerEvents().slice(-2)).toEqual(["pause", "resume"]);
+        // Quiet when nothing is wrong: no warning the operator need not act on, in the up or the preview after it.
+        expect(up.output).not.toMatch(/^\s*warning:/im);
+        const preview = await run("pulumi", ["preview", "--stack", stack.stack.name]);
+        expect(preview.code, preview.output).toBe(0);
+        expect(preview.output).not.toMatch(/^\s*warning:|pending migration SQL|lock safety/im);
+        expect(preview.output).toMatch(/warnings\s*: \[\]/);
+        expect(preview.output).toContain("the migration is applied, by this stack");
     });
 
     it("a rollback that fails on a dependent view changes nothing (all or nothing); without the view it rolls back", async () => {

@@ -3,13 +3,19 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
-import { checkClientTools, clientTool, explainDockerFailure, majorOfToolVersion } from "../../lib/postgres/clientTools";
+import { checkClientTools, clientTool, containerLoginFix, explainDockerFailure, majorOfToolVersion } from "../../lib/postgres/clientTools";
 
 const database = { host: "db", port: 5432, user: "protea", password: "pw", database: "protea" };
 const docker = { access: "docker-exec" as const, container: "protea-postgres-1", dbUser: "protea", dbName: "protea", database };
 const url = { ...docker, access: "url" as const };
 
 describe("client tools", () => {
+    it("a container socket that asks for a password points at the login, not at the user or database names", () => {
+        expect(containerLoginFix('psql: error: connection to server on socket "/var/run/postgresql/.s.PGSQL.5432" failed: fe_sendauth: no password supplied')).toMatch(/login without a password on the container's local socket/);
+        expect(containerLoginFix('FATAL:  password authentication failed for user "protea"')).toMatch(/rollout:pgAccess to url/);
+        expect(containerLoginFix('FATAL:  role "nobody" does not exist')).toBe("check rollout:dbUser and rollout:dbName");
+    });
+
     it("run inside the container with docker-exec, in the runbook's shape", () => {
         expect(clientTool(docker, "pg_dump", ["-F", "c"])).toEqual({ program: "docker", args: ["exec", "protea-postgres-1", "pg_dump", "-U", "protea", "-d", "protea", "-F", "c"], env: {} });
         expect(clientTool(docker, "psql", ["-c", "DROP SCHEMA public CASCADE; CREATE SCHEMA public;"]).args).toEqual(["exec", "protea-postgres-1", "psql", "-U", "protea", "-d", "protea", "-c", "DROP SCHEMA public CASCADE; CREATE SCHEMA public;"]);

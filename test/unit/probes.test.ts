@@ -45,6 +45,30 @@ function healthyReport(): ProbeReport {
 const texts = (lines: { level: string; text: string }[], level: "info" | "warn") => lines.filter((l) => l.level === level).map((l) => l.text);
 
 describe("probe report formatting", () => {
+    it("once this stack's migration is applied, neither its pending SQL nor its lock reading shows, and nothing warns", () => {
+        const report = healthyReport();
+        report.alembicCurrent = ok(["a3c1d8e2f4b6"]);
+        report.preflightGate = ok({ ok: false, alreadyAtTarget: true, message: "alembic current is a3c1d8e2f4b6, expected 9d2fb5a07e4c" });
+        const locks = healthyReport().lockSafety;
+        if (!locks.ok) throw new Error("the healthy report's lock reading");
+        report.lockSafety = ok({ ...locks.value, findings: [{ ...locks.value.findings[0], severity: "warning", message: "statement 2 blocks writers" }] });
+        const lines = formatProbeReport(report, { stackHoldsMigration: true });
+        expect(texts(lines, "warn")).toEqual([]);
+        expect(lines.some((l) => /pending migration SQL|lock safety/.test(l.text))).toBe(false);
+        expect(texts(lines, "info")).toContain("dry run: the migration is applied, by this stack: alembic current is the target revision; no DDL is pending");
+        // Not this stack's: the gate would stop, and the SQL shows.
+        expect(texts(formatProbeReport(report), "warn")).toContain("dry run: the update would stop here: alembic current is a3c1d8e2f4b6, expected 9d2fb5a07e4c");
+    });
+
+    it("never says the gate would pass when the client tools would stop it", () => {
+        const report = healthyReport();
+        report.clientTools = ok({ ok: false, message: 'rollout:container "c" exists but is exited, not running: start it (docker start c) before the rollout' });
+        const lines = formatProbeReport(report);
+        expect(texts(lines, "warn")).toEqual(['dry run: the update would stop at the preflight gate: rollout:container "c" exists but is exited, not running: start it (docker start c) before the rollout']);
+        expect(lines.some((l) => l.text.includes("the preflight gate would pass"))).toBe(false);
+        expect(texts(lines, "info").some((l) => l.includes("but the gate would stop on the client tools above"))).toBe(true);
+    });
+
     it("a healthy report is all information, in the runbook's order", () => {
         const lines = formatProbeReport(healthyReport());
         expect(texts(lines, "warn")).toEqual([]);

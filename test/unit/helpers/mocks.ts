@@ -22,7 +22,8 @@ export interface Registration {
 export const registrations: Registration[] = [];
 
 /** What a command's stdout would be, so outputs that parse it resolve. */
-const STDOUT_BY_SUFFIX: Record<string, string> = {
+/** What the mocked steps print, by name suffix: the program must parse its outputs from this, not invent them. */
+export const STDOUT_BY_SUFFIX: Record<string, string> = {
     "-dump": JSON.stringify({ path: "/backups/pre-t16-20261125-120000.dump", sizeBytes: 2048, sha256: "ab".repeat(32), tocEntries: 9, seconds: 1 }),
     "-gate": JSON.stringify({ nulls: [], parity: [] }),
     "-apply": JSON.stringify({ mode: "apply", reported: "not reported", database: { dataset: { rows: 2, nullsBefore: 2, nullsAfter: 0, written: 2 } }, logFile: null, millis: 7 }),
