@@ -27,7 +27,7 @@ import { completedStepEnvironment, passwordForms } from "../lib/postgres/databas
 import { runShell } from "../lib/process/processes";
 import { installOutputScrubber } from "../lib/process/scrub";
 import { rolloutCommand } from "../lib/runbook/rolloutCli";
-import { openStack, PROJECT_ROOT, stackConfig } from "../lib/runbook/stack";
+import { openStack, PROJECT_ROOT, recordWritersResumed, stackConfig } from "../lib/runbook/stack";
 
 const HELP = `usage: npm run pulumi -- up [pulumi up flags]
 
@@ -101,8 +101,12 @@ async function answerForWriters(stack: string): Promise<void> {
     say(`up: ${how}; resuming them (rollout:resumeOnFailure): ${config.resumeWriters}`);
     // Through the project's tool, as the Resume step runs it: bounded, scrubbed, the URL in the application's variable.
     const resume = rolloutCommand("writers", "--action", "resume", "--command", config.resumeWriters, "--timeout", config.stepTimeout);
-    const resumed = await runShell(resume, { cwd: PROJECT_ROOT, env: completedStepEnvironment(config, dbUrl), show: true });
-    if (resumed.code === 0) say("up: the writers were resumed");
+    const resumed = await runShell(resume, { cwd: PROJECT_ROOT, env: completedStepEnvironment(config, dbUrl), show: "stderr" });
+    if (resumed.code === 0) {
+        say("up: the writers were resumed");
+        // So recover, from any checkout, does not resume them again.
+        await recordWritersResumed(handle, "the guard of an interrupted `npm run pulumi -- up`").catch((err: Error) => say(`up: (the state could not record it: ${err.message}; recover will resume them once more)`));
+    }
     else say(`up: !!! WRITERS ARE STILL PAUSED: resuming them failed (exit ${resumed.code}). Resume them with: ${config.resumeWriters}`);
 }
 
@@ -134,7 +138,10 @@ async function main(args: string[]): Promise<number> {
         if (signal !== "SIGINT" && child.exitCode === null) child.kill("SIGINT");
     };
     for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(signal, onSignal);
-    const { code, signal } = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on("close", (c, s) => resolve({ code: c, signal: s })));
+    const { code, signal } = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
+        child.on("error", (err) => reject(new Error(`cannot run pulumi: ${err.message}; run it through \`npm run pulumi -- up\``)));
+        child.on("close", (c, s) => resolve({ code: c, signal: s }));
+    });
     if (code === 0) return 0;
     const interrupted = interruptedBy !== undefined || signal !== null || code === 130;
     if (!interrupted) return code ?? 1;

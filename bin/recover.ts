@@ -31,7 +31,7 @@ import { clearStaleLock, findStackLock } from "../lib/runbook/interruptedRun/sta
 import { rolloutCommand } from "../lib/runbook/rolloutCli";
 import { describeHolder, lockHolders } from "../lib/runbook/rolloutLock";
 import { observePhase, RolloutPhase } from "../lib/runbook/rolloutPhase";
-import { forgetMigration, openStack, PROJECT_ROOT, stackConfig } from "../lib/runbook/stack";
+import { forgetMigration, openStack, PROJECT_ROOT, recordWritersResumed, stackConfig } from "../lib/runbook/stack";
 
 const CLI = cliSpec({
     usage: "npm run recover --",
@@ -141,8 +141,9 @@ async function main(): Promise<void> {
         // Through the project's tool, as the Resume step runs it: bounded by rollout:stepTimeout, its output scrubbed.
         const resume = rolloutCommand("writers", "--action", "resume", "--command", config.resumeWriters, "--timeout", config.stepTimeout);
         // The writers' command gets the URL in the application's variable, as the Resume step gives it.
-        const resumed = await runShell(resume, { cwd: PROJECT_ROOT, env: completedStepEnvironment(config, dbUrl), show: true });
+        const resumed = await runShell(resume, { cwd: PROJECT_ROOT, env: completedStepEnvironment(config, dbUrl), show: "stderr" });
         if (resumed.code !== 0) say(`!!! resuming the writers FAILED (exit ${resumed.code}): run it by hand: ${config.resumeWriters}`);
+        else await recordWritersResumed(stack, "recover");
     }
     if (fs.existsSync(config.backupDir)) {
         for (const file of fs.readdirSync(config.backupDir).filter((f) => f.endsWith(".dump.partial"))) {

@@ -693,6 +693,7 @@ async function main(argv: string[]): Promise<number> {
     const values: Values = readCli(rest, SUBCOMMANDS[command] as CliSpec);
     completeDatabaseUrlFromPasswordFile();
     installOutputScrubber(knownSecrets());
+    stopWhenCancelled(name);
     // Every subcommand is bounded; steps that run children also stop them at their own timeout.
     stepLimit = await resolveStepLimit(values);
     setTimeout(() => {
@@ -702,6 +703,28 @@ async function main(argv: string[]): Promise<number> {
     }, stepLimit.ms + 30_000).unref();
     await COMMANDS[command](values);
     return 0;
+}
+
+/**
+ * A provider cancels a step by killing the shell that runs it: the project's
+ * kills the shell's whole process group, upstream's only the shell itself,
+ * and then waits for this tool, its child, to end. So the tool watches for
+ * the loss of its parent and stops as if told to: an application command it
+ * runs gets SIGTERM (then SIGKILL) and the step fails as a stopped step does;
+ * between commands it exits at once.
+ */
+function stopWhenCancelled(name: string): void {
+    const parent = process.ppid;
+    if (parent <= 1) return; // started detached: no shell to lose
+    const watch = setInterval(() => {
+        if (process.ppid === parent) return;
+        clearInterval(watch);
+        say(`rollout ${name}: the step's shell is gone (the update was cancelled); stopping`);
+        if (process.listenerCount("SIGTERM") === 0) process.exit(130);
+        process.emit("SIGTERM", "SIGTERM");
+        setTimeout(() => process.exit(130), 15_000).unref();
+    }, 250);
+    watch.unref();
 }
 
 /** The password's forms, when the URL is there and parses (an unparsable one: the userinfo rule still applies). */

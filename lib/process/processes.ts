@@ -19,8 +19,8 @@ export interface RunOptions {
     stdout?: number | "inherit";
     /** A file descriptor to feed stdin from. */
     stdin?: number;
-    /** Also show the output, whole lines at a time, on this process's stdout and stderr (and so through its scrubber). */
-    show?: boolean;
+    /** Also show the output, whole lines at a time, on this process's stdout and stderr (and so through its scrubber); "stderr": only the progress on stderr. */
+    show?: boolean | "stderr";
 }
 
 /** Writes text to `stream` whole lines at a time, so what filters the stream sees each line whole. */
@@ -63,10 +63,10 @@ export function run(program: string, args: string[], options: RunOptions = {}): 
         child.on("exit", () => running.delete(child));
         let stdout = "";
         let stderr = "";
-        const shown = options.show ? { out: lineForwarder(process.stdout), err: lineForwarder(process.stderr) } : undefined;
+        const shown = options.show ? { out: options.show === true ? lineForwarder(process.stdout) : undefined, err: lineForwarder(process.stderr) } : undefined;
         child.stdout?.setEncoding("utf8").on("data", (chunk: string) => {
             stdout += chunk;
-            shown?.out.push(chunk);
+            shown?.out?.push(chunk);
         });
         child.stderr?.setEncoding("utf8").on("data", (chunk: string) => {
             stderr += chunk;
@@ -75,7 +75,7 @@ export function run(program: string, args: string[], options: RunOptions = {}): 
         child.on("error", (err) => reject(new Error(`could not start ${program}: ${err.message}`)));
         const started = profiling() ? performance.now() : 0;
         child.on("close", (code, signal) => {
-            shown?.out.flush();
+            shown?.out?.flush();
             shown?.err.flush();
             if (started) profileEvent(processLabel(program, args), performance.now() - started);
             resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr, ...(signal ? { signal } : {}) });

@@ -167,9 +167,11 @@ export async function restoreFromDump(
     const current = await withDatabase(config.database, (client) => currentRevisions(client, config.alembicVersionTable));
     if (stamp.code !== 0) {
         const reads = current.length === 1 && current[0] === config.expectedHead ? `alembic's version table already reads ${config.expectedHead} (the dump's own)` : `alembic's version table reads ${current.join(", ") || "nothing"}`;
+        // Its output first; the last line is the verdict and what is left to do.
         throw new StampFailed(
             timings(),
-            `the data is restored from ${dump.path} (committed); \`${stampCommand}\` failed (exit ${stamp.code}); ${reads}:\n${tail(stamp.stderr || stamp.stdout)}\n` +
+            `\`${stampCommand}\` printed:\n${tail(stamp.stderr || stamp.stdout)}\n` +
+                `the data is restored from ${dump.path} (committed); \`${stampCommand}\` failed (exit ${stamp.code}); ${reads}. ` +
                 `Fix the application's alembic (rollout:alembic, rollout:appDir, rollout:dbUrlEnv), then run in ${config.appDir}, with the URL in ${config.dbUrlEnv}: ${stampCommand}`,
         );
     }

@@ -12,6 +12,7 @@ import * as path from "node:path";
 import type { ConfigMap, Deployment } from "@pulumi/pulumi/automation";
 import { drillConfigFile, drillWorkDir, isDrillStack } from "../config/drillConfig";
 import { lineForwarder } from "../process/processes";
+import { pauseToken, RESUMED_OUTPUT } from "./interruptedRun/pausedWriters";
 import { PROJECT_ROOT, resolveStackConfig, StackConfig } from "../config/stackConfig";
 
 export { PROJECT_ROOT };
@@ -154,13 +155,28 @@ const MIGRATION_OUTPUTS = ["backfillDryRun", "backfillApplied", "nullCounts", "p
  * The state round-trips with its secrets still encrypted.
  */
 export async function recordOutcome(stack: CliStack, changes: Record<string, unknown>): Promise<void> {
+    await changeStackOutputs(stack, (outputs) => {
+        for (const key of MIGRATION_OUTPUTS) delete outputs[key];
+        const stepMillis = outputs.stepMillis as Record<string, unknown> | undefined;
+        if (stepMillis) outputs.stepMillis = { ...stepMillis, upgrade: undefined, backfillDryRun: undefined, backfillApply: undefined };
+        return { ...outputs, ...changes };
+    });
+}
+
+/**
+ * Records that the writers a run paused were resumed outside an update (the
+ * guard of `npm run pulumi -- up`, `recover`): the state then tells any
+ * checkout they are not paused (lib/runbook/interruptedRun/pausedWriters.ts).
+ */
+export async function recordWritersResumed(stack: CliStack, by: string): Promise<void> {
+    await changeStackOutputs(stack, (outputs, deployment) => ({ ...outputs, [RESUMED_OUTPUT]: { pause: pauseToken(deployment), by, at: new Date().toISOString() } }));
+}
+
+/** The stack's outputs changed by `change`, through export and import (secrets stay encrypted). */
+async function changeStackOutputs(stack: CliStack, change: (outputs: Record<string, unknown>, deployment: Deployment["deployment"]) => Record<string, unknown>): Promise<void> {
     const state = await stack.exportStack();
     const root = (state.deployment?.resources as StateResource[] | undefined)?.find((r) => r.type === "pulumi:pulumi:Stack");
     if (!root) return;
-    const outputs = { ...(root.outputs ?? {}) };
-    for (const key of MIGRATION_OUTPUTS) delete outputs[key];
-    const stepMillis = outputs.stepMillis as Record<string, unknown> | undefined;
-    if (stepMillis) outputs.stepMillis = { ...stepMillis, upgrade: undefined, backfillDryRun: undefined, backfillApply: undefined };
-    root.outputs = { ...outputs, ...changes };
+    root.outputs = change({ ...(root.outputs ?? {}) }, state.deployment);
     await stack.importStack(state);
 }

@@ -165,6 +165,9 @@ describe("a second alembic application, configured through stack config alone", 
     it("recover, then up: the rollout finishes, every row filled, the writers paused and resumed once more", async () => {
         const recover = await run("recover", ["--stack", stack.stack.name]);
         expect(recover.code, recover.output).toBe(0);
+        // The guard's resume is in the state: recover, from any checkout, does not run it again.
+        expect(recover.output).not.toContain("resuming the writers");
+        expect(writerEvents()).toEqual(["pause", "resume"]);
         const up = await run("pulumi", ["up", "--stack", stack.stack.name, "--yes", "--skip-preview"], { BILLING_PRINT_URL: "1" });
         expect(up.code, up.output).toBe(0);
         expect(await schema()).toEqual(PRESENT);
@@ -202,6 +205,14 @@ describe("a second alembic application, configured through stack config alone", 
         const up = await run("pulumi", ["up", "--stack", stack.stack.name, "--yes", "--skip-preview"]);
         expect(up.code, up.output).toBe(0);
         expect(await schema()).toEqual(PRESENT);
+
+        // An application whose alembic fails quoting its URL: the data is back all the same, and the last line says what is left.
+        const stampFails = await run("restore", ["--stack", stack.stack.name, "--confirm", "billing"], { BILLING_ALEMBIC_FAIL: "1" });
+        expect(stampFails.code).toBe(1);
+        expect(stampFails.output).toContain("cannot configure alembic for postgresql+psycopg2://[redacted]@");
+        expect(stampFails.output.trimEnd().split("\n").pop()).toMatch(/^the data is restored from .*\(committed\); `.* stamp c0ffee000002` failed \(exit 1\); alembic's version table already reads c0ffee000002/);
+        expect(await snapshot()).toEqual(beforeReapply);
+        expect((await stack.stack.outputs()).restoredFrom?.value.path).toMatch(/pre-billing-.*\.dump$/);
 
         const restore = await run("restore", ["--stack", stack.stack.name, "--confirm", "billing"], { BILLING_PRINT_URL: "1" });
         expect(restore.code, restore.output).toBe(0);

@@ -40,4 +40,31 @@ describe("what an application's command prints", () => {
         expect(result.timedOut).toBe(true);
         expect(result.code).not.toBe(0);
     });
+
+    it("is stopped when the step running it is killed (a provider cancels with SIGKILL), by a watchdog that outlives the step", async () => {
+        const { spawn } = await import("node:child_process");
+        const fs = await import("node:fs");
+        const path = await import("node:path");
+        // A sleep no other process runs: its argument is its mark.
+        const duration = `300.${process.pid}${Date.now() % 100000}`;
+        const step = spawn(
+            process.execPath,
+            ["-r", "ts-node/register/transpile-only", "-e", `require(${JSON.stringify(path.resolve(__dirname, "../../lib/runbook/appCommand.ts"))}).runAppCommand({ label: "t", command: "sleep ${duration}; echo done", cwd: "/", env: process.env, secrets: [], timeoutMs: 600000, echo: () => undefined })`],
+            { stdio: "ignore" },
+        );
+        const running = () =>
+            fs.readdirSync("/proc").filter((p) => /^\d+$/.test(p)).filter((p) => {
+                try {
+                    return fs.readFileSync(`/proc/${p}/cmdline`, "utf8") === `sleep\0${duration}\0`;
+                } catch {
+                    return false;
+                }
+            });
+        for (let i = 0; i < 200 && running().length === 0; i++) await new Promise((r) => setTimeout(r, 50));
+        expect(running().length).toBeGreaterThan(0);
+        step.kill("SIGKILL");
+        // Bounded wait, not a timing assertion: the watchdog polls every 0.2 s.
+        for (let i = 0; i < 100 && running().length > 0; i++) await new Promise((r) => setTimeout(r, 100));
+        expect(running()).toEqual([]);
+    }, 30_000);
 });

@@ -27,4 +27,10 @@ describe("whether the state shows writers left paused", () => {
         expect(writersState({ resources: [] })).toBe("not-paused");
         expect(writersState(undefined)).toBe("not-paused");
     });
+
+    it("a pause resumed after the run (the guard, recover) and recorded in the stack's outputs: not paused; an older record does not count", () => {
+        const root = (pause: string) => ({ urn: "urn:pulumi:prod::rollout::pulumi:pulumi:Stack::rollout-prod", type: "pulumi:pulumi:Stack", outputs: { writersResumed: { pause, by: "recover", at: "t" } } });
+        expect(writersState({ resources: [root("rerun incomplete 2"), command(PAUSE, "rerun incomplete 2"), command(RESUME, "rerun pending 1")] })).toBe("not-paused");
+        expect(writersState({ resources: [root("rerun pending 1"), command(PAUSE, "rerun incomplete 2"), command(RESUME, "rerun pending 1")] })).toBe("paused");
+    });
 });

@@ -37,13 +37,26 @@ function token(resource: StateResource | undefined): string | undefined {
     return typeof wrapped?.plaintext === "string" ? (JSON.parse(wrapped.plaintext) as string) : undefined;
 }
 
+/** The stack output that records writers resumed outside an update: `{ pause: <the pause's token>, by, at }`. */
+export const RESUMED_OUTPUT = "writersResumed";
+
+type Deployment = { resources?: unknown[] | null; pending_operations?: unknown[] | null } | undefined;
+
+/** The re-run token of the last pause the state records, if any. */
+export function pauseToken(deployment: Deployment): string | undefined {
+    return token(((deployment?.resources ?? []) as StateResource[]).find((r) => r.urn.includes(PAUSE)));
+}
+
 /** `deployment` is `pulumi stack export`'s `deployment` (secrets shown or not: the tokens are plain). */
-export function writersState(deployment: { resources?: unknown[] | null; pending_operations?: unknown[] | null } | undefined): WritersState {
+export function writersState(deployment: Deployment): WritersState {
     const resources = (deployment?.resources ?? []) as StateResource[];
     const pending = (deployment?.pending_operations ?? []) as PendingEntry[];
     if (pending.some((op) => op.resource?.urn?.includes(PAUSE) || op.resource?.urn?.includes(RESUME))) return "unknown";
     const pause = resources.find((r) => r.urn.includes(PAUSE));
     if (!pause) return "not-paused";
     const resume = resources.find((r) => r.urn.includes(RESUME));
-    return resume && token(resume) === token(pause) ? "not-paused" : "paused";
+    if (resume && token(resume) === token(pause)) return "not-paused";
+    // Resumed after the run, by the guard of `npm run pulumi -- up` or by recover.
+    const root = resources.find((r) => r.type === "pulumi:pulumi:Stack") as { outputs?: Record<string, { pause?: string } | undefined> } | undefined;
+    return root?.outputs?.[RESUMED_OUTPUT]?.pause === token(pause) ? "not-paused" : "paused";
 }
