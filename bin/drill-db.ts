@@ -9,7 +9,8 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { readDumpListing } from "../lib/runbook/backup";
-import { databaseFromEnvironment, withDatabase } from "../lib/postgres/database";
+import { databaseFromEnvironment, environmentPasswordForms, withDatabase } from "../lib/postgres/database";
+import { installOutputScrubber, secretForms } from "../lib/process/scrub";
 import { libpqEnvironment, LibpqSettings } from "../lib/config/databaseUrl";
 import { resolveDrillPath } from "../lib/config/drillConfig";
 import { tableChecksums, writeTablesSnapshot } from "../lib/drill/drillReport";
@@ -220,6 +221,7 @@ async function main(argv: string[]): Promise<number> {
     }
     const subcommand = name as keyof typeof SUBCOMMANDS;
     const values: Values = readCli(rest, SUBCOMMANDS[subcommand] as CliSpec);
+    installOutputScrubber([...secretForms(process.env.DRILL_DB_PASSWORD), ...environmentPasswordForms()]);
     process.stdout.write(`${JSON.stringify(await COMMANDS[subcommand](values))}\n`);
     return 0;
 }

@@ -10,7 +10,8 @@ import * as fs from "node:fs";
 import * as net from "node:net";
 import * as path from "node:path";
 import { EngineEvent, LocalWorkspace, Stack, StackSettings } from "@pulumi/pulumi/automation";
-import { applicationEnvironment, completedStepEnvironment, withDatabase } from "../lib/postgres/database";
+import { applicationEnvironment, completedStepEnvironment, passwordForms, withDatabase } from "../lib/postgres/database";
+import { installOutputScrubber, secretForms } from "../lib/process/scrub";
 import {
     Check, compareTableData, containersNamed, dockerCloneRemoved, DrillReport, localCloneRemoved, progressLine,
     readTablesSnapshot, renderMarkdown, RUNBOOK_TIMES, StepTiming, TableChecksum, tableChecksums, writeTablesSnapshot,
@@ -301,6 +302,7 @@ async function main(): Promise<number> {
     stepLine(`stack ${stackName}`);
     const stack = await openDrillStack(stackName, true, configOverrides(flags));
     const drill = new Drill(stack, await stackConfig(stack));
+    installOutputScrubber([...passwordForms(drill.config.rollout), ...secretForms(drill.config.drill?.password)]);
     const drillConfig = drill.config.drill!;
     const cluster = clusterDirSetting(stackName, drillConfig.stateDir);
     const where = drillConfig.engine === "local" ? clusterLocation(resolveDrillPath(cluster.setting), { relocatable: cluster.relocatable, prefix: "protea-drill-" }) : undefined;

@@ -22,7 +22,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { endProcesses } from "../lib/runbook/interruptedRun/endProcesses";
 import { writersState } from "../lib/runbook/interruptedRun/pausedWriters";
-import { processesOfRun, RUN_ID_VARIABLE } from "../lib/runbook/interruptedRun/runProcesses";
+import { processesOfRun, RUN_ID_VARIABLE, RUN_RECORD_VARIABLE, stepResumedWriters } from "../lib/runbook/interruptedRun/runProcesses";
 import { completedStepEnvironment, passwordForms } from "../lib/postgres/database";
 import { runShell } from "../lib/process/processes";
 import { installOutputScrubber } from "../lib/process/scrub";
@@ -80,13 +80,28 @@ async function endLeftovers(runId: string): Promise<void> {
 }
 
 /** Resumes the writers the run paused and did not resume, or says loudly that they are still paused. */
-async function answerForWriters(stack: string): Promise<void> {
-    const handle = openStack(stack);
+async function answerForWriters(stack: string, runRecord: string): Promise<void> {
+    // Its own process group: a further Ctrl-C must not stop the checks and the resume half-way.
+    const handle = openStack(stack, undefined, true);
     const [{ rollout: config, dbUrl }, exported] = await Promise.all([stackConfig(handle), handle.exportStack()]);
     installOutputScrubber(passwordForms(config));
     const state = writersState(exported.deployment);
     if (state === "not-paused") {
         say("up: the writers were not left paused by this run");
+        return;
+    }
+    // The state keeps it for recover on any checkout, unless a hard stop left operations in flight: importing would drop them, and recover needs them.
+    const record = async () => {
+        if ((exported.deployment?.pending_operations ?? []).length > 0) {
+            say("up: (the state keeps the interrupted run's operations in flight for recover, so it does not record this resume: recover will run rollout:resumeWriters once more)");
+            return;
+        }
+        await recordWritersResumed(handle, "the guard of an interrupted `npm run pulumi -- up`").catch((err: Error) => say(`up: (the state could not record it: ${err.message}; recover will resume them once more)`));
+    };
+    if (stepResumedWriters(runRecord)) {
+        // A step saw itself stopped and resumed them (rollout:resumeOnFailure); running the command again is not needed.
+        say("up: the stopped step resumed the writers itself (rollout:resumeOnFailure)");
+        await record();
         return;
     }
     const how = state === "paused" ? "this run paused the writers and did not resume them" : "this run was interrupted while pausing or resuming the writers";
@@ -101,19 +116,18 @@ async function answerForWriters(stack: string): Promise<void> {
     say(`up: ${how}; resuming them (rollout:resumeOnFailure): ${config.resumeWriters}`);
     // Through the project's tool, as the Resume step runs it: bounded, scrubbed, the URL in the application's variable.
     const resume = rolloutCommand("writers", "--action", "resume", "--command", config.resumeWriters, "--timeout", config.stepTimeout);
-    const resumed = await runShell(resume, { cwd: PROJECT_ROOT, env: completedStepEnvironment(config, dbUrl), show: "stderr" });
-    if (resumed.code === 0) {
-        say("up: the writers were resumed");
-        // So recover, from any checkout, does not resume them again.
-        await recordWritersResumed(handle, "the guard of an interrupted `npm run pulumi -- up`").catch((err: Error) => say(`up: (the state could not record it: ${err.message}; recover will resume them once more)`));
+    const resumed = await runShell(resume, { cwd: PROJECT_ROOT, env: completedStepEnvironment(config, dbUrl), show: "stderr", detached: true });
+    if (resumed.code !== 0) {
+        say(`up: !!! WRITERS ARE STILL PAUSED: resuming them failed (exit ${resumed.code}). Resume them with: ${config.resumeWriters}`);
+        return;
     }
-    else say(`up: !!! WRITERS ARE STILL PAUSED: resuming them failed (exit ${resumed.code}). Resume them with: ${config.resumeWriters}`);
+    say("up: the writers were resumed");
+    await record();
 }
 
 /** Keeps the guard's lines, and the closing one, in a 0600 file: a closed terminal shows none of them. */
 function keepLog(stack: string | undefined, closing: string): void {
     try {
-        fs.mkdirSync(LOG_DIR, { recursive: true, mode: 0o700 });
         const file = path.join(LOG_DIR, `${stack ?? "stack"}-${new Date().toISOString().replace(/[:.]/g, "-")}.log`);
         fs.writeFileSync(file, `${[...logLines, closing].join("\n")}\n`, { mode: 0o600 });
         process.stderr.write(`up: these lines are also in ${file}\n`);
@@ -129,8 +143,10 @@ async function main(args: string[]): Promise<number> {
     }
     installOutputScrubber();
     const runId = randomUUID();
+    fs.mkdirSync(LOG_DIR, { recursive: true, mode: 0o700 });
+    const runRecord = path.join(LOG_DIR, `run-${runId}.record`);
     let interruptedBy: NodeJS.Signals | undefined;
-    const child = spawn("pulumi", args, { stdio: "inherit", env: { ...process.env, [RUN_ID_VARIABLE]: runId } });
+    const child = spawn("pulumi", args, { stdio: "inherit", env: { ...process.env, [RUN_ID_VARIABLE]: runId, [RUN_RECORD_VARIABLE]: runRecord } });
     // pulumi gets the terminal's Ctrl-C itself (same process group) and cancels; this process waits for it and stays for what follows.
     const onSignal = (signal: NodeJS.Signals) => {
         interruptedBy ??= signal;
@@ -142,19 +158,21 @@ async function main(args: string[]): Promise<number> {
         child.on("error", (err) => reject(new Error(`cannot run pulumi: ${err.message}; run it through \`npm run pulumi -- up\``)));
         child.on("close", (c, s) => resolve({ code: c, signal: s }));
     });
-    if (code === 0) return 0;
-    const interrupted = interruptedBy !== undefined || signal !== null || code === 130;
-    if (!interrupted) return code ?? 1;
-
+    const interrupted = code !== 0 && (interruptedBy !== undefined || signal !== null || code === 130);
+    if (!interrupted) {
+        fs.rmSync(runRecord, { force: true });
+        return code ?? 1;
+    }
     const stack = stackName(args);
-    say(`\nup: the update was interrupted (${interruptedBy ?? signal ?? `exit ${code}`}) before it finished`);
+    say(`\nup: the update was interrupted (${interruptedBy ?? signal ?? `exit ${code}`}) before it finished; finishing what it left (Ctrl-C is ignored until then)`);
     try {
         await endLeftovers(runId);
-        if (stack) await answerForWriters(stack);
+        if (stack) await answerForWriters(stack, runRecord);
         else say("up: !!! cannot tell which stack ran; the writers may be paused: run `npm run recover -- --stack <name>`");
     } catch (err) {
         say(`up: !!! could not check the writers (${(err as Error).message}); they may be paused`);
     }
+    fs.rmSync(runRecord, { force: true });
     const closing = `up: run \`npm run recover -- --stack ${stack ?? "<name>"}\` (it clears what the interrupted run left), then \`npm run pulumi -- up${stack ? ` --stack ${stack}` : ""}\` to finish the rollout`;
     keepLog(stack, closing);
     process.stderr.write(`${closing}\n`);

@@ -18,7 +18,7 @@ import { parseBackfillSummary } from "../lib/runbook/backfillSummary";
 import { checkBackupDir, earlierBackups, takeBackup, utcStamp } from "../lib/runbook/backup";
 import { checkClientTools, ClientToolTarget } from "../lib/postgres/clientTools";
 import { BudgetPolicy, DEFAULT_BACKUP_COMPRESSION, DEFAULT_VERSION_TABLE, NewColumn, parseDuration, parseParityCutover, PgAccess, resolveSetting } from "../lib/config/config";
-import { applicationEnvironment, completeDatabaseUrlFromPasswordFile, databaseFromEnvironment, withDatabase } from "../lib/postgres/database";
+import { applicationEnvironment, completeDatabaseUrlFromPasswordFile, databaseFromEnvironment, environmentPasswordForms, withDatabase } from "../lib/postgres/database";
 import { applyInShortTries, LockBudgetSpent, lockBlockers, LockRetryPolicy } from "../lib/runbook/lockAwareApply";
 import { describeParityDrift, parityDrift } from "../lib/runbook/parityDrift";
 import { pendingMigrationSql, runProbes } from "../lib/preview/probes";
@@ -27,6 +27,7 @@ import { profileEvent } from "../lib/process/profileLog";
 import { PROJECT_ROOT } from "../lib/process/projectRoot";
 import { BUDGETED_STEPS, BudgetedStep, readRehearsal, seconds, sideBySide, STEP_TITLES, stepBudget } from "../lib/runbook/rehearsal";
 import { holdStepLocks } from "../lib/runbook/rolloutLock";
+import { noteStepResumedWriters } from "../lib/runbook/interruptedRun/runProcesses";
 import { columnStates, nullCounts, parityReport, schemaMismatches } from "../lib/postgres/schemaChecks";
 import { quote } from "../lib/process/shell";
 import { cliCommandsHelp, CliSpec, cliSpec, readCli } from "../lib/process/cliOptions";
@@ -327,6 +328,7 @@ async function afterPause(values: Values, step: () => Promise<void>): Promise<vo
         }
         say(`resume: the step failed after the writers were paused; resuming them (rollout:resumeOnFailure): ${resume}`);
         const resumed = await runAppCommand({ label: "resume writers", command: resume, cwd: PROJECT_ROOT, env: applicationEnvironment(), secrets: secrets(), timeoutMs: 10 * 60_000 });
+        if (resumed.code === 0) noteStepResumedWriters();
         const outcome =
             resumed.code === 0
                 ? `the writers were resumed (rollout:resumeWriters ran: ${resume})`
@@ -692,7 +694,7 @@ async function main(argv: string[]): Promise<number> {
     const command = name as keyof typeof SUBCOMMANDS;
     const values: Values = readCli(rest, SUBCOMMANDS[command] as CliSpec);
     completeDatabaseUrlFromPasswordFile();
-    installOutputScrubber(knownSecrets());
+    installOutputScrubber(environmentPasswordForms());
     stopWhenCancelled(name);
     // Every subcommand is bounded; steps that run children also stop them at their own timeout.
     stepLimit = await resolveStepLimit(values);
@@ -727,15 +729,6 @@ function stopWhenCancelled(name: string): void {
     watch.unref();
 }
 
-/** The password's forms, when the URL is there and parses (an unparsable one: the userinfo rule still applies). */
-function knownSecrets(): string[] {
-    try {
-        return process.env.PROTEA_DB_URL ? secrets() : [];
-    } catch {
-        return [];
-    }
-}
-
 main(process.argv.slice(2)).then(
     (code) => {
         // The tool's whole life, and the part before main() ran: node's start and module loading.
@@ -744,7 +737,7 @@ main(process.argv.slice(2)).then(
     },
     (err: Error) => {
         // The scrubber sees every line: an error before main() installed it gets it now.
-        installOutputScrubber(knownSecrets());
+        installOutputScrubber(environmentPasswordForms());
         say(err instanceof GateFailure ? err.message : `rollout: ${err.message}`);
         process.exit(1);
     },

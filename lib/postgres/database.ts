@@ -73,6 +73,15 @@ export function passwordForms(settings: { database: LibpqSettings; dbPasswordFil
     return [...secretForms(settings.database.password), ...secretForms(fromFile)];
 }
 
+/** The password of the URL in PROTEA_DB_URL in every printed form; none when it is unset or does not parse (the scrubber's URL rule still applies). */
+export function environmentPasswordForms(env: NodeJS.ProcessEnv = process.env): string[] {
+    try {
+        return env[DB_URL_VARIABLE] ? secretForms(databaseFromEnvironment(env).password) : [];
+    } catch {
+        return [];
+    }
+}
+
 export function databaseFromEnvironment(env: NodeJS.ProcessEnv = process.env): LibpqSettings {
     const url = env[DB_URL_VARIABLE];
     if (!url) {

@@ -21,6 +21,8 @@ export interface RunOptions {
     stdin?: number;
     /** Also show the output, whole lines at a time, on this process's stdout and stderr (and so through its scrubber); "stderr": only the progress on stderr. */
     show?: boolean | "stderr";
+    /** In a process group of its own: a Ctrl-C at the terminal does not reach it. */
+    detached?: boolean;
 }
 
 /** Writes text to `stream` whole lines at a time, so what filters the stream sees each line whole. */
@@ -58,6 +60,7 @@ export function run(program: string, args: string[], options: RunOptions = {}): 
             cwd: options.cwd,
             env: options.env ?? process.env,
             stdio: [options.stdin ?? "ignore", options.stdout ?? "pipe", "pipe"],
+            detached: options.detached,
         });
         running.add(child);
         child.on("exit", () => running.delete(child));

@@ -50,6 +50,8 @@ export class CliStack implements StackHandle {
     constructor(
         readonly name: string,
         workDir: string,
+        /** Each pulumi run in a process group of its own, out of reach of the terminal's Ctrl-C (the guard's cleanup after one). */
+        private readonly detached = false,
     ) {
         this.workspace = { workDir, projectSettings: async () => ({ name: projectName(workDir) }) };
     }
@@ -58,7 +60,7 @@ export class CliStack implements StackHandle {
     private pulumi(args: string[], options: { input?: string; show?: boolean } = {}): Promise<string> {
         const argv = [...args, "--stack", this.name, "--non-interactive"];
         return new Promise((resolve, reject) => {
-            const child = spawn("pulumi", argv, { cwd: this.workspace.workDir, stdio: [options.input === undefined ? "ignore" : "pipe", "pipe", "pipe"] });
+            const child = spawn("pulumi", argv, { cwd: this.workspace.workDir, stdio: [options.input === undefined ? "ignore" : "pipe", "pipe", "pipe"], detached: this.detached });
             let stdout = "";
             let stderr = "";
             // Shown through this process's streams, so its output scrubber sees every line (lib/process/scrub.ts).
@@ -73,7 +75,9 @@ export class CliStack implements StackHandle {
                 shown?.out.flush();
                 shown?.err.flush();
                 if (code === 0) return resolve(stdout);
-                const reason = stderr.split("\n").find((l) => l.trim()) ?? "";
+                // The error, not a warning printed before it.
+                const lines = stderr.split("\n").filter((l) => l.trim());
+                const reason = lines.find((l) => /^error:/.test(l.trim())) ?? lines[0] ?? "";
                 if (/no stack named/.test(stderr)) return reject(new Error(`cannot open stack "${this.name}": ${reason}; list stacks with \`npm run pulumi -- stack ls\``));
                 reject(new Error(`pulumi ${args.slice(0, 2).join(" ")} failed (exit ${code})${options.show ? "; see above" : `: ${reason}`}`));
             });
@@ -109,8 +113,8 @@ export class CliStack implements StackHandle {
 }
 
 /** A stack of this project; whether it exists shows at its first operation. */
-export function openStack(stackName: string, workDir = stackWorkDir(stackName)): CliStack {
-    return new CliStack(stackName, workDir);
+export function openStack(stackName: string, workDir = stackWorkDir(stackName), detached = false): CliStack {
+    return new CliStack(stackName, workDir, detached);
 }
 
 /** `<project>/<stack>`, as the program names its rollout lock. */

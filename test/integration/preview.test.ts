@@ -215,5 +215,8 @@ describe("pulumi preview is the dry run", () => {
         expect(dryRun.lockSafety?.ok && dryRun.lockSafety.value.findings.filter((f: { severity: string }) => f.severity === "warning").length).toBeGreaterThanOrEqual(2);
         expect(dryRun.backupSpace.ok).toBe(true);
         expect(transcript).not.toContain("unreachable-secret");
+        // A prod stack's database is not a drill's clone that this run would create.
+        expect(transcript).toContain("database: does not answer (see the dry run's database line)");
+        expect(transcript).not.toContain("a drill's clone is created by this run");
     });
 });

@@ -185,6 +185,12 @@ describe("what a production operator meets, each stopped before any change and n
             const { warnings, failure } = await previewAndUp({ container: stopped });
             expect(warnings).toContain(`rollout:container "${stopped}" exists but is created, not running: start it (docker start ${stopped})`);
             expect(failure).toContain(`rollout:container "${stopped}" exists but is created, not running`);
+            // The database's own container stopped: the up, not only the preview, names the way out.
+            const down = await createStack({ container: stopped });
+            await down.stack.setConfig("rollout:dbUrl", { value: "postgresql+psycopg://protea:x@127.0.0.1:1/protea", secret: true });
+            const upFailure = await down.stack.up({ onOutput }).then(() => "", (err: Error) => err.message);
+            expect(upFailure).toContain("the database does not answer at 127.0.0.1:1");
+            expect(upFailure).toContain(`start it (docker start ${stopped})`);
         } finally {
             execFileSync("docker", ["rm", "-f", stopped]);
         }

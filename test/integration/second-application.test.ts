@@ -62,8 +62,8 @@ const ABSENT = { invoice: false, ledger: false, invoiceIndex: false, ledgerIndex
 const version = async () => (await query<{ version_num: string }>("SELECT version_num FROM billing_alembic_version")).map((r) => r.version_num).join();
 /** The marker lines the writers' commands appended, in order. */
 const writerEvents = () => (fs.existsSync(markers) ? fs.readFileSync(markers, "utf8").trim().split("\n") : []);
-/** Processes of the copied application still running (a backfill left behind). */
-const applicationProcesses = () => readProcessTable().filter((p) => p.argv.some((a) => a.includes("backfill_digest_v2")) || (p.cwd ?? "").startsWith(appDir));
+/** Processes of this test's copy of the application still running (a backfill left behind): run in it, or naming it. */
+const applicationProcesses = () => readProcessTable().filter((p) => (p.cwd ?? "").startsWith(appDir) || p.argv.some((a) => a.includes(appDir)));
 
 /** `npm run pulumi -- up` as an operator runs it in a terminal: its own process group, which Ctrl-C signals as a whole. */
 function upInTerminal(env: Record<string, string>) {
@@ -81,7 +81,7 @@ function upInTerminal(env: Record<string, string>) {
         ended = true;
         resolve(code ?? (signal ? 128 : 1));
     }));
-    return { ctrlC: () => process.kill(-child.pid!, "SIGINT"), done, ended: () => ended, output: () => output };
+    return { ctrlC: () => process.kill(-child.pid!, "SIGINT"), hangUp: () => process.kill(-child.pid!, "SIGHUP"), done, ended: () => ended, output: () => output };
 }
 
 beforeAll(async () => {
@@ -150,7 +150,8 @@ describe("a second alembic application, configured through stack config alone", 
         expect(code, up.output()).not.toBe(0);
         const lines = up.output().trimEnd().split("\n");
         expect(lines[lines.length - 1]).toContain(`npm run recover -- --stack ${stack.stack.name}`);
-        expect(up.output()).toContain("up: the writers were resumed");
+        // By the guard (the project's provider kills the step outright), or by the step itself once it saw its shell gone (upstream's): once.
+        expect(up.output()).toMatch(/up: (the writers were resumed|the stopped step resumed the writers itself)/);
         expect(writerEvents()).toEqual(["pause", "resume"]);
         expect(applicationProcesses()).toEqual([]);
         // Committed batches stay; the rest is still to do.
@@ -199,12 +200,27 @@ describe("a second alembic application, configured through stack config alone", 
         expect(await version()).toBe(BILLING_EXPECTED_HEAD);
     });
 
-    it("re-apply, then restore with public granted to \"Ops Team\": the data as before the re-apply, the grant kept", async () => {
+    it("re-apply, its terminal closed mid-backfill (SIGHUP): writers resumed, nothing left running; recover, up, then restore with public granted to \"Ops Team\"", async () => {
         await query(`CREATE ROLE "Ops Team"; GRANT USAGE ON SCHEMA public TO "Ops Team"`, true);
         beforeReapply = await snapshot();
+        const events = writerEvents().length;
+        const hup = upInTerminal({ BILLING_BACKFILL_SLEEP_PER_BATCH: "0.5" });
+        for (let i = 0; i < 600 && !hup.ended() && (await filled().catch(() => 0)) < 80; i++) await new Promise((r) => setTimeout(r, 100));
+        expect(hup.ended(), hup.output()).toBe(false);
+        hup.hangUp();
+        expect(await hup.done).not.toBe(0);
+        outputs.push(hup.output());
+        expect(hup.output()).toContain("up: the update was interrupted (SIGHUP)");
+        expect(hup.output().trimEnd().split("\n").pop()).toContain(`npm run recover -- --stack ${stack.stack.name}`);
+        expect(writerEvents().slice(events)).toEqual(["pause", "resume"]);
+        expect(applicationProcesses()).toEqual([]);
+        const recover = await run("recover", ["--stack", stack.stack.name]);
+        expect(recover.code, recover.output).toBe(0);
+
         const up = await run("pulumi", ["up", "--stack", stack.stack.name, "--yes", "--skip-preview"]);
         expect(up.code, up.output).toBe(0);
         expect(await schema()).toEqual(PRESENT);
+        expect(await filled()).toBe(1200);
 
         // An application whose alembic fails quoting its URL: the data is back all the same, and the last line says what is left.
         const stampFails = await run("restore", ["--stack", stack.stack.name, "--confirm", "billing"], { BILLING_ALEMBIC_FAIL: "1" });

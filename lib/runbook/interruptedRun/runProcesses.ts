@@ -10,6 +10,29 @@ import { readProcess, type ProcessEntry } from "./processTable";
 
 /** The variable that carries a run's id (bin/guardedUp.ts sets it on `pulumi up`). */
 export const RUN_ID_VARIABLE = "PROTEA_ROLLOUT_RUN";
+/** A 0600 file where the run's steps note what they did that the state cannot show (a step that failed resumed the writers). */
+export const RUN_RECORD_VARIABLE = "PROTEA_ROLLOUT_RUN_RECORD";
+const STEP_RESUMED = "writers resumed by a step";
+
+/** For the guard of this run, if there is one: a step resumed the writers itself when it failed or was stopped. */
+export function noteStepResumedWriters(env: NodeJS.ProcessEnv = process.env): void {
+    const file = env[RUN_RECORD_VARIABLE];
+    if (!file) return;
+    try {
+        fs.appendFileSync(file, `${STEP_RESUMED}\n`, { mode: 0o600 });
+    } catch {
+        // The guard then resumes them once more; rollout:resumeWriters is safe to repeat.
+    }
+}
+
+/** Whether a step of the run noted in `file` resumed the writers. */
+export function stepResumedWriters(file: string): boolean {
+    try {
+        return fs.readFileSync(file, "utf8").includes(STEP_RESUMED);
+    } catch {
+        return false;
+    }
+}
 
 /** Every process whose environment holds `RUN_ID_VARIABLE=<runId>`, but this one. */
 export function processesOfRun(runId: string): ProcessEntry[] {

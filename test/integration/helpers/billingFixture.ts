@@ -9,11 +9,9 @@
  * `ledger_entry`, and a backfill that prints `<table> -> filled <n>, untouched <n>`.
  * Its venv is .state/venv-billing, built by scripts/setup-fixture.sh.
  */
-import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-
-import { PROJECT_ROOT, type ProcessResult, type StackConfigValues, expectSuccess } from "./fixture";
+import { PROJECT_ROOT, type FixtureRunOptions, type ProcessResult, type StackConfigValues, expectSuccess, runApplicationPython } from "./fixture";
 
 export const BILLING_DIR = path.join(PROJECT_ROOT, "test/fixtures/billing");
 export const BILLING_PYTHON = path.join(PROJECT_ROOT, ".state/venv-billing/bin/python");
@@ -24,7 +22,6 @@ export const BILLING_TARGET = "c0ffee000003";
 /** The only variable the billing app reads its URL from. */
 export const BILLING_URL_ENV = "BILLING_DATABASE_URL";
 export const BILLING_VERSION_TABLE = "billing_alembic_version";
-export const BILLING_TABLES = ["invoice", "ledger_entry"] as const;
 
 export const BILLING_NEW_COLUMNS = [
     { table: "invoice", column: "digest_v2", index: "ix_invoice_digest_v2", legacyColumn: "legacy_digest" },
@@ -36,57 +33,21 @@ export function shQuote(word: string): string {
     return /^[A-Za-z0-9_\/.,:=@%+-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
 }
 
-/**
- * The same URL with the psycopg2 driver: `postgresql+psycopg://…` (what the
- * test clusters hand out), `postgresql://…` or `postgres://…` become
- * `postgresql+psycopg2://…`; the rest (percent-encoded password included) is kept.
- */
-export function psycopg2Url(url: string): string {
-    return url.replace(/^(?:postgresql|postgres)(?:\+[A-Za-z0-9_]+)?:\/\//, "postgresql+psycopg2://");
-}
-
 /** Throws, naming the setup script, when the billing venv has not been built. */
-export function requireBillingPython(): string {
+function requireBillingPython(): string {
     if (!fs.existsSync(BILLING_PYTHON)) {
         throw new Error(`The billing fixture venv is missing (${BILLING_PYTHON}): run 'bash scripts/setup-fixture.sh' first.`);
     }
     return BILLING_PYTHON;
 }
 
-export interface BillingRunOptions {
-    /** SQLAlchemy URL, passed as BILLING_DATABASE_URL exactly as given. */
-    dbUrl?: string;
-    /** Extra environment (e.g. BILLING_BACKFILL_FAIL_AFTER_BATCHES, BILLING_PRINT_URL). */
-    env?: Record<string, string>;
-}
-
-/** Runs the billing venv's python with `args` in BILLING_DIR. Resolves whatever the exit code. */
-export function billingRun(args: readonly string[], options: BillingRunOptions = {}): Promise<ProcessResult> {
-    const python = requireBillingPython();
-    // No __pycache__ in the fixture tree: it is source, not a build directory.
-    const env: NodeJS.ProcessEnv = { ...process.env, PYTHONUNBUFFERED: "1", PYTHONDONTWRITEBYTECODE: "1", ...options.env };
-    delete env[BILLING_URL_ENV];
-    if (options.dbUrl) env[BILLING_URL_ENV] = options.dbUrl;
-    const started = performance.now();
-    return new Promise((resolve, reject) => {
-        const child = spawn(python, args, { cwd: BILLING_DIR, env, stdio: ["ignore", "pipe", "pipe"] });
-        let stdout = "";
-        let stderr = "";
-        child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
-        child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
-        child.on("error", reject);
-        child.on("close", (exitCode) => resolve({ exitCode, stdout, stderr, durationMs: performance.now() - started }));
-    });
+/** Runs the billing venv's python with `args` in BILLING_DIR, the URL in BILLING_DATABASE_URL exactly as given. Resolves whatever the exit code. */
+export function billingRun(args: readonly string[], options: FixtureRunOptions = {}): Promise<ProcessResult> {
+    return runApplicationPython(requireBillingPython(), BILLING_DIR, BILLING_URL_ENV, args, options);
 }
 
 export function billingAlembic(dbUrl: string | undefined, ...args: string[]): Promise<ProcessResult> {
     return billingRun(["-m", "alembic", ...args], { dbUrl });
-}
-
-/** `alembic current`, reduced to the revision id (undefined at base). */
-export async function billingAlembicCurrent(dbUrl: string): Promise<string | undefined> {
-    const result = expectSuccess(await billingAlembic(dbUrl, "current"), "billing alembic current");
-    return result.stdout.match(/^([0-9a-f]{12})\b/m)?.[1];
 }
 
 /** Adds `invoices` invoices and `entriesPerInvoice` ledger entries for each; fails on a non-zero exit. */
@@ -98,31 +59,12 @@ export async function billingSeed(dbUrl: string, invoices: number, entriesPerInv
     return expectSuccess(result, "billing seed");
 }
 
-export function billingBackfill(dbUrl: string | undefined, args: readonly string[] = [], env: Record<string, string> = {}): Promise<ProcessResult> {
-    return billingRun(["scripts/backfill_digest_v2.py", ...args], { dbUrl, env });
-}
-
-export interface BillingBackfillTable {
-    /** `filled` on a real run, `would fill` on a dry run. */
-    filled: number;
-    untouched: number;
-}
-
-/** Parses the backfill's `<table> -> filled <n>, untouched <n>` (or `would fill`) lines. */
-export function parseBillingBackfill(stdout: string): Record<string, BillingBackfillTable> {
-    const tables: Record<string, BillingBackfillTable> = {};
-    for (const match of stdout.matchAll(/^(\w+) -> (?:would fill|filled) (\d+), untouched (\d+)$/gm)) {
-        tables[match[1]] = { filled: Number(match[2]), untouched: Number(match[3]) };
-    }
-    return tables;
-}
-
 /**
  * The stack config for the billing app, same shape as `fixtureStackConfig`:
  * url access, the billing venv's alembic and backfill, the billing revisions,
  * version table and columns, the URL handed over in BILLING_DATABASE_URL, the
- * dump into `backupDir`. `dbUrl` is used as given (pass a psycopg2 URL, see
- * `psycopg2Url`). `overrides` are `rollout:*` keys without the namespace.
+ * dump into `backupDir`. `dbUrl` is used as given (a psycopg2 URL).
+ * `overrides` are `rollout:*` keys without the namespace.
  */
 export function billingStackConfig(dbUrl: string, backupDir: string, overrides: Record<string, string> = {}): StackConfigValues {
     const python = shQuote(BILLING_PYTHON);

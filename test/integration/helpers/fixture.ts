@@ -38,14 +38,18 @@ export interface FixtureRunOptions {
 
 /** Runs the venv's python with `args` in the fixture directory. Resolves whatever the exit code. */
 export function runFixturePython(args: readonly string[], options: FixtureRunOptions = {}): Promise<ProcessResult> {
-    const python = requireFixturePython();
+    return runApplicationPython(requireFixturePython(), FIXTURE_DIR, "PROTEA_DB_URL", args, options);
+}
+
+/** Runs an application fixture's `python` with `args` in `dir`, the URL in `urlVariable` only. Resolves whatever the exit code. */
+export function runApplicationPython(python: string, dir: string, urlVariable: string, args: readonly string[], options: FixtureRunOptions = {}): Promise<ProcessResult> {
     // No __pycache__ in the fixture tree: it is source, not a build directory.
     const env: NodeJS.ProcessEnv = { ...process.env, PYTHONUNBUFFERED: "1", PYTHONDONTWRITEBYTECODE: "1", ...options.env };
-    delete env.PROTEA_DB_URL;
-    if (options.dbUrl) env.PROTEA_DB_URL = options.dbUrl;
+    delete env[urlVariable];
+    if (options.dbUrl) env[urlVariable] = options.dbUrl;
     const started = performance.now();
     return new Promise((resolve, reject) => {
-        const child = spawn(python, args, { cwd: FIXTURE_DIR, env, stdio: ["ignore", "pipe", "pipe"] });
+        const child = spawn(python, args, { cwd: dir, env, stdio: ["ignore", "pipe", "pipe"] });
         let stdout = "";
         let stderr = "";
         child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
