@@ -42,7 +42,8 @@ const run = async (script: string, args: string[], env: Record<string, string> =
 };
 const snapshot = () => snapshotDatabase(cluster().clientConfig, { ...cluster().libpqEnv });
 const query = async <T>(sql: string, asSuperuser = false): Promise<T[]> => {
-    const client = new Client(asSuperuser ? cluster().superuserClientConfig : cluster().clientConfig);
+    // The superuser on this test's database (its own config names another).
+    const client = new Client(asSuperuser ? { ...cluster().superuserClientConfig, database: cluster().database } : cluster().clientConfig);
     await client.connect();
     try {
         return (await client.query(sql)).rows as T[];
@@ -201,7 +202,9 @@ describe("a second alembic application, configured through stack config alone", 
     });
 
     it("re-apply, its terminal closed mid-backfill (SIGHUP): writers resumed, nothing left running; recover, up, then restore with public granted to \"Ops Team\"", async () => {
-        await query(`CREATE ROLE "Ops Team"; GRANT USAGE ON SCHEMA public TO "Ops Team"`, true);
+        // CREATE, which PUBLIC does not have: the restore must put this grant back itself.
+        await query(`CREATE ROLE "Ops Team"; GRANT USAGE, CREATE ON SCHEMA public TO "Ops Team"`, true);
+        expect((await query<{ ok: boolean }>(`SELECT has_schema_privilege('Ops Team', 'public', 'CREATE') AS ok`))[0].ok).toBe(true);
         beforeReapply = await snapshot();
         const events = writerEvents().length;
         const hup = upInTerminal({ BILLING_BACKFILL_SLEEP_PER_BATCH: "0.5" });
@@ -234,7 +237,7 @@ describe("a second alembic application, configured through stack config alone", 
         expect(restore.code, restore.output).toBe(0);
         expect(await snapshot()).toEqual(beforeReapply);
         expect(await version()).toBe(BILLING_EXPECTED_HEAD);
-        expect((await query<{ ok: boolean }>(`SELECT has_schema_privilege('Ops Team', 'public', 'USAGE') AS ok`))[0].ok).toBe(true);
+        expect((await query<{ ok: boolean }>(`SELECT has_schema_privilege('Ops Team', 'public', 'CREATE') AS ok`))[0].ok).toBe(true);
     });
 
     it("the password is in no output, log, state, backup folder file or process argument", async () => {
