@@ -1,9 +1,10 @@
 /**
  * `npm run pulumi -- up …` runs `pulumi up` through this guard
  * (scripts/pulumi.sh). The first Ctrl-C, a second one, SIGTERM or a closed
- * terminal may stop the update part-way; Pulumi's providers then kill the
- * running step with SIGKILL, so what must happen next cannot live in the
- * step. It lives here, in the command the operator ran, which outlives the
+ * terminal may stop the update part-way; Pulumi's provider then kills the
+ * running step (the project's: its process group, with SIGKILL; upstream's:
+ * its shell, which the step notices), so what must happen next cannot live
+ * in the step. It lives here, in the command the operator ran, which outlives the
  * update and answers for it:
  *   - no process of the run is left: each carries the run's id in its
  *     environment (lib/runbook/interruptedRun/runProcesses.ts);
@@ -67,7 +68,7 @@ function stackName(args: string[]): string | undefined {
 
 /** Ends what the run left running: the step's application commands, a step, a provider or language host whose CLI is gone. */
 async function endLeftovers(runId: string): Promise<void> {
-    // A cancelled step's own guard stops its application command within a few seconds; give it that time.
+    // A cancelled step's watchdog (lib/runbook/appCommand.ts) stops its application command within a few seconds; give it that time.
     for (let waited = 0; waited < 5000 && processesOfRun(runId).length > 0; waited += 250) await sleep(250);
     const left = processesOfRun(runId);
     if (left.length === 0) {

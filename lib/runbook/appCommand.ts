@@ -57,11 +57,11 @@ const STDOUT_CAP = 4 * 1024 * 1024;
  * provider that cancels the step, a crash), it stops the command's process
  * group, softly then hard. It is itself stopped when the command ends.
  */
-function guardGroup(pgid: number): ChildProcess {
+function watchdogFor(pgid: number): ChildProcess {
     const script = 'while kill -0 "$1" 2>/dev/null; do sleep 0.2; done; kill -TERM -"$2" 2>/dev/null && sleep 3 && kill -KILL -"$2" 2>/dev/null; exit 0';
-    const guard = spawn("/bin/sh", ["-c", script, "protea-step-guard", String(process.pid), String(pgid)], { detached: true, stdio: "ignore" });
-    guard.unref();
-    return guard;
+    const watchdog = spawn("/bin/sh", ["-c", script, "protea-step-watchdog", String(process.pid), String(pgid)], { detached: true, stdio: "ignore" });
+    watchdog.unref();
+    return watchdog;
 }
 
 /** Splits a stream into lines, holding back a partial last line. */
@@ -106,7 +106,7 @@ export function runAppCommand(options: AppCommandOptions): Promise<AppCommandRes
     return new Promise((resolve, reject) => {
         // Its own process group, so a timeout or a stop reaches every child.
         const child = spawn("/bin/sh", ["-c", options.command], { cwd: options.cwd, env: options.env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
-        const guard = child.pid ? guardGroup(child.pid) : undefined;
+        const watchdog = child.pid ? watchdogFor(child.pid) : undefined;
         const out = new LineSplitter();
         const err = new LineSplitter();
         child.stdout.setEncoding("utf8").on("data", (c: string) => out.push(c, onLine("out")));
@@ -138,12 +138,12 @@ export function runAppCommand(options: AppCommandOptions): Promise<AppCommandRes
 
         child.on("error", (e) => {
             clearTimeout(timer);
-            guard?.kill("SIGKILL");
+            watchdog?.kill("SIGKILL");
             reject(new Error(`could not start ${options.label}: ${e.message}`));
         });
         child.on("close", (code, signal) => {
             clearTimeout(timer);
-            guard?.kill("SIGKILL");
+            watchdog?.kill("SIGKILL");
             process.off("SIGTERM", onSignal);
             process.off("SIGINT", onSignal);
             out.flush(onLine("out"));
