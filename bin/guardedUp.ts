@@ -23,7 +23,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { endProcesses } from "../lib/runbook/interruptedRun/endProcesses";
 import { writersState } from "../lib/runbook/interruptedRun/pausedWriters";
-import { processesOfRun, RUN_ID_VARIABLE, RUN_RECORD_VARIABLE, stepResumedWriters } from "../lib/runbook/interruptedRun/runProcesses";
+import { lastWritersEvent, processesOfRun, RUN_ID_VARIABLE, RUN_RECORD_VARIABLE } from "../lib/runbook/interruptedRun/runProcesses";
 import { completedStepEnvironment, passwordForms } from "../lib/postgres/database";
 import { runShell } from "../lib/process/processes";
 import { installOutputScrubber } from "../lib/process/scrub";
@@ -86,11 +86,6 @@ async function answerForWriters(stack: string, runRecord: string): Promise<void>
     const handle = openStack(stack, undefined, true);
     const [{ rollout: config, dbUrl }, exported] = await Promise.all([stackConfig(handle), handle.exportStack()]);
     installOutputScrubber(passwordForms(config));
-    const state = writersState(exported.deployment);
-    if (state === "not-paused") {
-        say("up: the writers were not left paused by this run");
-        return;
-    }
     // The state keeps it for recover on any checkout, unless a hard stop left operations in flight: importing would drop them, and recover needs them.
     const record = async () => {
         if ((exported.deployment?.pending_operations ?? []).length > 0) {
@@ -99,10 +94,18 @@ async function answerForWriters(stack: string, runRecord: string): Promise<void>
         }
         await recordWritersResumed(handle, "the guard of an interrupted `npm run pulumi -- up`").catch((err: Error) => say(`up: (the state could not record it: ${err.message}; recover will resume them once more)`));
     };
-    if (stepResumedWriters(runRecord)) {
-        // A step saw itself stopped and resumed them (rollout:resumeOnFailure); running the command again is not needed.
+    // The run's own notes first (its steps ran on this machine), then the state.
+    const last = lastWritersEvent(runRecord);
+    let state = writersState(exported.deployment);
+    if (last === "writers-pause-started" && state === "not-paused") state = "unknown"; // stopped while pausing: the state has no pause yet
+    if (last === "writers-resumed" && state !== "not-paused") {
+        // A failing or stopped step resumed them itself (rollout:resumeOnFailure): no need to run the command again.
         say("up: the stopped step resumed the writers itself (rollout:resumeOnFailure)");
         await record();
+        return;
+    }
+    if (state === "not-paused") {
+        say("up: the writers were not left paused by this run");
         return;
     }
     const how = state === "paused" ? "this run paused the writers and did not resume them" : "this run was interrupted while pausing or resuming the writers";

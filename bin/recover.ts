@@ -31,7 +31,7 @@ import { clearStaleLock, findStackLock } from "../lib/runbook/interruptedRun/sta
 import { rolloutCommand } from "../lib/runbook/rolloutCli";
 import { describeHolder, lockHolders } from "../lib/runbook/rolloutLock";
 import { observePhase, RolloutPhase } from "../lib/runbook/rolloutPhase";
-import { forgetMigration, openStack, PROJECT_ROOT, recordWritersResumed, stackConfig } from "../lib/runbook/stack";
+import { forgetMigration, keepWritersResumed, openStack, PROJECT_ROOT, recordWritersResumed, stackConfig } from "../lib/runbook/stack";
 
 const CLI = cliSpec({
     usage: "npm run recover --",
@@ -129,6 +129,7 @@ async function main(): Promise<void> {
     }
     const migrationInState = (exported.deployment?.resources ?? []).some((r: { type: string }) => r.type === "protea:rollout:Migration");
     if (migrationInState && phase === "pending") {
+        await keepWritersResumed(stack, exported.deployment);
         await forgetMigration(stack, say);
         say("the state held a migration the database does not have: forgotten; the next `pulumi up` applies it again behind a fresh backup");
     }

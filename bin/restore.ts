@@ -10,7 +10,7 @@ import { cliSpec, readCli } from "../lib/process/cliOptions";
 import { installOutputScrubber } from "../lib/process/scrub";
 import { passwordForms } from "../lib/postgres/database";
 import { RestoreRefused, restoreFromDump, RestoreTimings, StampFailed } from "../lib/runbook/restore";
-import { forgetMigration, openStack, recordOutcome, stackConfig, stackId } from "../lib/runbook/stack";
+import { forgetMigration, keepWritersResumed, openStack, recordOutcome, stackConfig, stackId } from "../lib/runbook/stack";
 
 const CLI = cliSpec({
     usage: "npm run restore --",
@@ -58,6 +58,7 @@ async function main(): Promise<void> {
         timings = err.timings;
     }
     process.stdout.write(`restore: ${stampFailure ? "data restored" : "done"} in ${timings.totalSeconds.toFixed(1)}s (restore ${timings.restoreSeconds.toFixed(1)}s, stamp ${timings.stampSeconds.toFixed(1)}s)\n`);
+    await keepWritersResumed(stack, (await stack.exportStack()).deployment);
     await forgetMigration(stack, (line) => process.stdout.write(`restore: ${line}\n`));
     await recordOutcome(stack, { migration: `restored from ${dump.path} at ${new Date().toISOString()}`, restoredFrom: { path: dump.path, sha256: dump.sha256 ?? null, at: new Date().toISOString() } });
     if (stampFailure) throw stampFailure;

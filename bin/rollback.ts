@@ -13,7 +13,7 @@ import { installOutputScrubber } from "../lib/process/scrub";
 import { passwordForms } from "../lib/postgres/database";
 import { profiled, profileEvent } from "../lib/process/profileLog";
 import { holdRunLock } from "../lib/runbook/rolloutLock";
-import { openStack, recordOutcome, stackConfig, stackId, urnsOfType } from "../lib/runbook/stack";
+import { keepWritersResumed, openStack, recordOutcome, stackConfig, stackId, urnsIn } from "../lib/runbook/stack";
 
 const CLI = cliSpec({
     usage: "npm run rollback --",
@@ -45,7 +45,8 @@ async function main(): Promise<void> {
     // Two engine calls at once: the state's export and the config.
     const configRead = profiled("rollback: read the stack's config", () => stackConfig(stack));
     configRead.catch(() => undefined); // awaited below, unless nothing is rolled back
-    const [migrationUrn, ...others] = await profiled("rollback: find the migration (stack export)", () => urnsOfType(stack, "protea:rollout:Migration"));
+    const before = await profiled("rollback: find the migration (stack export)", () => stack.exportStack());
+    const [migrationUrn, ...others] = urnsIn(before.deployment, "protea:rollout:Migration");
     if (!migrationUrn) {
         process.stdout.write(`stack ${flags.stack} holds no migration: nothing to roll back\n`);
         return;
@@ -65,6 +66,7 @@ async function main(): Promise<void> {
     // No other rollout may start while this one downgrades; its steps see this lock as their own run's.
     const lock = await profiled("rollback: take the rollout lock", async () => holdRunLock(config.database, await stackId(stack), "rollback"));
     try {
+        await keepWritersResumed(stack, before.deployment);
         await profiled("rollback: pulumi destroy --target", () => stack.destroy(options));
         await profiled("rollback: record the outcome (export + import)", () => recordOutcome(stack, { migration: `rolled back at ${new Date().toISOString()}: alembic at ${config.expectedHead}, the new columns and indexes are gone` }));
         process.stdout.write(`rollback succeeded: the migration is downgraded and verified; the backups are kept\n`);

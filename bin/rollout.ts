@@ -27,7 +27,7 @@ import { profileEvent } from "../lib/process/profileLog";
 import { PROJECT_ROOT } from "../lib/process/projectRoot";
 import { BUDGETED_STEPS, BudgetedStep, readRehearsal, seconds, sideBySide, STEP_TITLES, stepBudget } from "../lib/runbook/rehearsal";
 import { holdStepLocks } from "../lib/runbook/rolloutLock";
-import { noteStepResumedWriters } from "../lib/runbook/interruptedRun/runProcesses";
+import { noteWritersEvent } from "../lib/runbook/interruptedRun/runProcesses";
 import { columnStates, nullCounts, parityReport, schemaMismatches } from "../lib/postgres/schemaChecks";
 import { quote } from "../lib/process/shell";
 import { cliCommandsHelp, CliSpec, cliSpec, readCli } from "../lib/process/cliOptions";
@@ -328,7 +328,7 @@ async function afterPause(values: Values, step: () => Promise<void>): Promise<vo
         }
         say(`resume: the step failed after the writers were paused; resuming them (rollout:resumeOnFailure): ${resume}`);
         const resumed = await runAppCommand({ label: "resume writers", command: resume, cwd: PROJECT_ROOT, env: applicationEnvironment(), secrets: secrets(), timeoutMs: 10 * 60_000 });
-        if (resumed.code === 0) noteStepResumedWriters();
+        if (resumed.code === 0) noteWritersEvent("writers-resumed");
         const outcome =
             resumed.code === 0
                 ? `the writers were resumed (rollout:resumeWriters ran: ${resume})`
@@ -577,8 +577,11 @@ async function writers(values: Values): Promise<void> {
     const action = required(values, "action");
     if (action !== "pause" && action !== "resume") throw new GateFailure("--action must be pause or resume");
     const command = required(values, "command");
+    // Before the command: a pause stopped half-way may have paused some writers.
+    if (action === "pause") noteWritersEvent("writers-pause-started");
     const run = await runAppCommand({ label: `${action} writers`, command, cwd: PROJECT_ROOT, env: applicationEnvironment(), secrets: process.env.PROTEA_DB_URL ? secrets() : [], timeoutMs: stepLimit.ms });
     if (run.code !== 0) throw new GateFailure(`${action} writers (rollout:${action}Writers) failed (exit ${run.code}):\n${run.tail}`);
+    if (action === "resume") noteWritersEvent("writers-resumed");
     result({ action, millis: run.millis });
 }
 

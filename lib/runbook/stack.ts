@@ -12,7 +12,7 @@ import * as path from "node:path";
 import type { ConfigMap, Deployment } from "@pulumi/pulumi/automation";
 import { drillConfigFile, drillWorkDir, isDrillStack } from "../config/drillConfig";
 import { lineForwarder } from "../process/processes";
-import { pauseToken, RESUMED_OUTPUT } from "./interruptedRun/pausedWriters";
+import { pauseToken, RESUMED_OUTPUT, writersState } from "./interruptedRun/pausedWriters";
 import { PROJECT_ROOT, resolveStackConfig, StackConfig } from "../config/stackConfig";
 
 export { PROJECT_ROOT };
@@ -136,8 +136,12 @@ interface StateResource {
 
 /** URNs of the stack's resources of one type, e.g. protea:rollout:Migration. */
 export async function urnsOfType(stack: StackHandle, type: string): Promise<string[]> {
-    const state = await stack.exportStack();
-    const resources: StateResource[] = state.deployment?.resources ?? [];
+    return urnsIn((await stack.exportStack()).deployment, type);
+}
+
+/** URNs of a deployment's resources of one type. */
+export function urnsIn(deployment: Deployment["deployment"] | undefined, type: string): string[] {
+    const resources: StateResource[] = deployment?.resources ?? [];
     return resources.filter((r) => r.type === type).map((r) => r.urn);
 }
 
@@ -165,6 +169,19 @@ export async function recordOutcome(stack: CliStack, changes: Record<string, unk
         if (stepMillis) outputs.stepMillis = { ...stepMillis, upgrade: undefined, backfillDryRun: undefined, backfillApply: undefined };
         return { ...outputs, ...changes };
     });
+}
+
+/**
+ * Before a rollback, a restore or recover removes the migration with its
+ * dependents: the Resume step goes with them, the pause stays. When the pause
+ * was resumed, the state records it first, so it never reads as paused after.
+ */
+export async function keepWritersResumed(stack: CliStack, deployment: Deployment["deployment"] | undefined): Promise<void> {
+    const resources: StateResource[] = deployment?.resources ?? [];
+    const byResumeStep = resources.some((r) => r.type === "command:local:Command" && r.urn.includes("protea:rollout:Resume$"));
+    // An import would drop operations an interrupted run left in flight, which recover needs.
+    const inFlight = (deployment?.pending_operations ?? []).length > 0;
+    if (byResumeStep && !inFlight && writersState(deployment) === "not-paused") await recordWritersResumed(stack, "the rollout that paused them");
 }
 
 /**

@@ -201,6 +201,27 @@ describe("a second alembic application, configured through stack config alone", 
         expect(await version()).toBe(BILLING_EXPECTED_HEAD);
     });
 
+    it("Ctrl-C while the writers are being paused: the state has no pause yet, the run's own record says it started, and the writers are resumed", async () => {
+        const log = shQuote(markers);
+        await stack.stack.setConfig("rollout:pauseWriters", { value: `echo pause >> ${log} && sleep 60` });
+        try {
+            const events = writerEvents().length;
+            const up = upInTerminal({});
+            for (let i = 0; i < 600 && !up.ended() && writerEvents().length === events; i++) await new Promise((r) => setTimeout(r, 100));
+            expect(up.ended(), up.output()).toBe(false);
+            up.ctrlC();
+            expect(await up.done).not.toBe(0);
+            outputs.push(up.output());
+            expect(up.output()).toContain("up: this run was interrupted while pausing or resuming the writers; resuming them");
+            expect(up.output().trimEnd().split("\n").pop()).toContain(`npm run recover -- --stack ${stack.stack.name}`);
+            expect(writerEvents().slice(events)).toEqual(["pause", "resume"]);
+            expect(applicationProcesses()).toEqual([]);
+            expect(await schema()).toEqual(ABSENT);
+        } finally {
+            await stack.stack.setConfig("rollout:pauseWriters", { value: `test -n "$BILLING_DATABASE_URL" && test -z "$PROTEA_DB_URL" && echo pause >> ${log}` });
+        }
+    });
+
     it("re-apply, its terminal closed mid-backfill (SIGHUP): writers resumed, nothing left running; recover, up, then restore with public granted to \"Ops Team\"", async () => {
         // CREATE, which PUBLIC does not have: the restore must put this grant back itself.
         await query(`CREATE ROLE "Ops Team"; GRANT USAGE, CREATE ON SCHEMA public TO "Ops Team"`, true);

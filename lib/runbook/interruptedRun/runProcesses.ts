@@ -10,27 +10,28 @@ import { readProcess, type ProcessEntry } from "./processTable";
 
 /** The variable that carries a run's id (bin/guardedUp.ts sets it on `pulumi up`). */
 export const RUN_ID_VARIABLE = "PROTEA_ROLLOUT_RUN";
-/** A 0600 file where the run's steps note what they did that the state cannot show (a step that failed resumed the writers). */
+/** A 0600 file where the run's steps note, in order, what the state cannot show: a pause that started, a resume that ran. */
 export const RUN_RECORD_VARIABLE = "PROTEA_ROLLOUT_RUN_RECORD";
-const STEP_RESUMED = "writers resumed by a step";
 
-/** For the guard of this run, if there is one: a step resumed the writers itself when it failed or was stopped. */
-export function noteStepResumedWriters(env: NodeJS.ProcessEnv = process.env): void {
+export type WritersEvent = "writers-pause-started" | "writers-resumed";
+
+/** For the guard of this run, if there is one: the writers' pause started, or they were resumed (by the Resume step or a failing step). */
+export function noteWritersEvent(event: WritersEvent, env: NodeJS.ProcessEnv = process.env): void {
     const file = env[RUN_RECORD_VARIABLE];
     if (!file) return;
     try {
-        fs.appendFileSync(file, `${STEP_RESUMED}\n`, { mode: 0o600 });
+        fs.appendFileSync(file, `${event}\n`, { mode: 0o600 });
     } catch {
-        // The guard then resumes them once more; rollout:resumeWriters is safe to repeat.
+        // The guard then decides from the state alone.
     }
 }
 
-/** Whether a step of the run noted in `file` resumed the writers. */
-export function stepResumedWriters(file: string): boolean {
+/** The run's last note about the writers in `file`, if any. */
+export function lastWritersEvent(file: string): WritersEvent | undefined {
     try {
-        return fs.readFileSync(file, "utf8").includes(STEP_RESUMED);
+        return fs.readFileSync(file, "utf8").trim().split("\n").filter((l): l is WritersEvent => l === "writers-pause-started" || l === "writers-resumed").pop();
     } catch {
-        return false;
+        return undefined;
     }
 }
 
