@@ -33,4 +33,10 @@ describe("whether the state shows writers left paused", () => {
         expect(writersState({ resources: [root("rerun incomplete 2"), command(PAUSE, "rerun incomplete 2"), command(RESUME, "rerun pending 1")] })).toBe("not-paused");
         expect(writersState({ resources: [root("rerun pending 1"), command(PAUSE, "rerun incomplete 2"), command(RESUME, "rerun pending 1")] })).toBe("paused");
     });
+
+    it("orders runs by the time in their tokens: a resume created by a later run than its kept pause follows it", () => {
+        const at = (phase: string, iso: string) => `rerun ${phase} ${iso}`;
+        expect(writersState({ resources: [command(PAUSE, at("incomplete", "2026-12-07T21:00:00.000Z")), command(RESUME, at("complete", "2026-12-07T21:05:00.000Z"))] })).toBe("not-paused");
+        expect(writersState({ resources: [command(PAUSE, at("incomplete", "2026-12-07T21:05:00.000Z")), command(RESUME, at("pending", "2026-12-07T21:00:00.000Z"))] })).toBe("paused");
+    });
 });

@@ -1,9 +1,8 @@
 /**
  * Whether the state shows writers a run paused and never resumed. The pause
  * (`protea:rollout:Quiesce`'s command) and the resume (`protea:rollout:Resume`'s)
- * carry the same re-run token in their stdin whenever one run did both
- * (components/types.ts rerunOn): a pause whose token the resume does not
- * carry was not followed by a resume. Read from the state alone, so any
+ * carry their run's re-run token in their stdin (components/types.ts rerunOn):
+ * a pause whose token is newer than the resume's was not followed by one. Read from the state alone, so any
  * operator's checkout decides the same, and the next run or `recover` can act.
  */
 
@@ -28,6 +27,19 @@ export type WritersState =
 
 const PAUSE = "protea:rollout:Quiesce$command:local:Command::";
 const RESUME = "protea:rollout:Resume$command:local:Command::";
+
+/**
+ * Whether the resume's token is the pause's, or newer: a finished rollout
+ * whose Resume step was created later (after an interrupted run) carries a
+ * later run's token than its kept pause. Tokens end in the run's ISO time
+ * (lib/runbook/rolloutPhase.ts rerunsFor).
+ */
+function resumedAfter(pause: string | undefined, resume: string | undefined): boolean {
+    if (pause === undefined || resume === undefined) return false;
+    if (pause === resume) return true;
+    const time = (t: string) => Date.parse(t.split(" ").pop() ?? "");
+    return !Number.isNaN(time(pause)) && !Number.isNaN(time(resume)) && time(resume) >= time(pause);
+}
 
 /** The stdin token of a command, whether stored plain or as a secret envelope. */
 function token(resource: StateResource | undefined): string | undefined {
@@ -55,7 +67,7 @@ export function writersState(deployment: Deployment): WritersState {
     const pause = resources.find((r) => r.urn.includes(PAUSE));
     if (!pause) return "not-paused";
     const resume = resources.find((r) => r.urn.includes(RESUME));
-    if (resume && token(resume) === token(pause)) return "not-paused";
+    if (resume && resumedAfter(token(pause), token(resume))) return "not-paused";
     // Resumed after the run, by the guard of `npm run pulumi -- up` or by recover.
     const root = resources.find((r) => r.type === "pulumi:pulumi:Stack") as { outputs?: Record<string, { pause?: string } | undefined> } | undefined;
     return root?.outputs?.[RESUMED_OUTPUT]?.pause === token(pause) ? "not-paused" : "paused";
