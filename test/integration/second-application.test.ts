@@ -82,7 +82,26 @@ function upInTerminal(env: Record<string, string>) {
         ended = true;
         resolve(code ?? (signal ? 128 : 1));
     }));
-    return { ctrlC: () => process.kill(-child.pid!, "SIGINT"), hangUp: () => process.kill(-child.pid!, "SIGHUP"), done, ended: () => ended, output: () => output };
+    return { interrupt: (signal: NodeJS.Signals) => process.kill(-child.pid!, signal), done, ended: () => ended, output: () => output };
+}
+
+/**
+ * `npm run pulumi -- up` interrupted by `signal` once `ready()` holds, then what every interruption must leave: a non-zero
+ * exit, `npm run recover` named on the last line, the writers paused and resumed once, no process of the application.
+ */
+async function interruptUp(env: Record<string, string>, ready: () => Promise<boolean>, signal: "SIGINT" | "SIGHUP"): Promise<string> {
+    const events = writerEvents().length;
+    const up = upInTerminal(env);
+    for (let i = 0; i < 600 && !up.ended() && !(await ready().catch(() => false)); i++) await new Promise((r) => setTimeout(r, 100));
+    expect(up.ended(), up.output()).toBe(false);
+    up.interrupt(signal);
+    const code = await up.done;
+    outputs.push(up.output());
+    expect(code, up.output()).not.toBe(0);
+    expect(up.output().trimEnd().split("\n").pop()).toContain(`npm run recover -- --stack ${stack.stack.name}`);
+    expect(writerEvents().slice(events)).toEqual(["pause", "resume"]);
+    expect(applicationProcesses()).toEqual([]);
+    return up.output();
 }
 
 beforeAll(async () => {
@@ -140,21 +159,10 @@ describe("a second alembic application, configured through stack config alone", 
     });
 
     it("Ctrl-C mid-backfill: the writers are resumed, no backfill is left running, and the output ends naming recover", async () => {
-        const up = upInTerminal({ BILLING_BACKFILL_SLEEP_PER_BATCH: "0.5", BILLING_PRINT_URL: "1" });
         // Interrupt once some batches are committed, well before all 1,200 rows are.
-        for (let i = 0; i < 600 && !up.ended() && (await filled().catch(() => 0)) < 80; i++) await new Promise((r) => setTimeout(r, 100));
-        expect(up.ended(), up.output()).toBe(false);
-        expect(await filled()).toBeLessThan(1200);
-        up.ctrlC();
-        const code = await up.done;
-        outputs.push(up.output());
-        expect(code, up.output()).not.toBe(0);
-        const lines = up.output().trimEnd().split("\n");
-        expect(lines[lines.length - 1]).toContain(`npm run recover -- --stack ${stack.stack.name}`);
+        const output = await interruptUp({ BILLING_BACKFILL_SLEEP_PER_BATCH: "0.5", BILLING_PRINT_URL: "1" }, async () => (await filled()) >= 80, "SIGINT");
         // By the guard (the project's provider kills the step outright), or by the step itself once it saw its shell gone (upstream's): once.
-        expect(up.output()).toMatch(/up: (the writers were resumed|the stopped step resumed the writers itself)/);
-        expect(writerEvents()).toEqual(["pause", "resume"]);
-        expect(applicationProcesses()).toEqual([]);
+        expect(output).toMatch(/up: (the writers were resumed|the stopped step resumed the writers itself)/);
         // Committed batches stay; the rest is still to do.
         expect(await filled()).toBeGreaterThan(0);
         expect(await filled()).toBeLessThan(1200);
@@ -205,17 +213,9 @@ describe("a second alembic application, configured through stack config alone", 
         const log = shQuote(markers);
         await stack.stack.setConfig("rollout:pauseWriters", { value: `echo pause >> ${log} && sleep 60` });
         try {
-            const events = writerEvents().length;
-            const up = upInTerminal({});
-            for (let i = 0; i < 600 && !up.ended() && writerEvents().length === events; i++) await new Promise((r) => setTimeout(r, 100));
-            expect(up.ended(), up.output()).toBe(false);
-            up.ctrlC();
-            expect(await up.done).not.toBe(0);
-            outputs.push(up.output());
-            expect(up.output()).toContain("up: this run was interrupted while pausing or resuming the writers; resuming them");
-            expect(up.output().trimEnd().split("\n").pop()).toContain(`npm run recover -- --stack ${stack.stack.name}`);
-            expect(writerEvents().slice(events)).toEqual(["pause", "resume"]);
-            expect(applicationProcesses()).toEqual([]);
+            const paused = writerEvents().length + 1;
+            const output = await interruptUp({}, async () => writerEvents().length >= paused, "SIGINT");
+            expect(output).toContain("up: this run was interrupted while pausing or resuming the writers; resuming them");
             expect(await schema()).toEqual(ABSENT);
         } finally {
             await stack.stack.setConfig("rollout:pauseWriters", { value: `test -n "$BILLING_DATABASE_URL" && test -z "$PROTEA_DB_URL" && echo pause >> ${log}` });
@@ -227,17 +227,8 @@ describe("a second alembic application, configured through stack config alone", 
         await query(`CREATE ROLE "Ops Team"; GRANT USAGE, CREATE ON SCHEMA public TO "Ops Team"`, true);
         expect((await query<{ ok: boolean }>(`SELECT has_schema_privilege('Ops Team', 'public', 'CREATE') AS ok`))[0].ok).toBe(true);
         beforeReapply = await snapshot();
-        const events = writerEvents().length;
-        const hup = upInTerminal({ BILLING_BACKFILL_SLEEP_PER_BATCH: "0.5" });
-        for (let i = 0; i < 600 && !hup.ended() && (await filled().catch(() => 0)) < 80; i++) await new Promise((r) => setTimeout(r, 100));
-        expect(hup.ended(), hup.output()).toBe(false);
-        hup.hangUp();
-        expect(await hup.done).not.toBe(0);
-        outputs.push(hup.output());
-        expect(hup.output()).toContain("up: the update was interrupted (SIGHUP)");
-        expect(hup.output().trimEnd().split("\n").pop()).toContain(`npm run recover -- --stack ${stack.stack.name}`);
-        expect(writerEvents().slice(events)).toEqual(["pause", "resume"]);
-        expect(applicationProcesses()).toEqual([]);
+        const output = await interruptUp({ BILLING_BACKFILL_SLEEP_PER_BATCH: "0.5" }, async () => (await filled()) >= 80, "SIGHUP");
+        expect(output).toContain("up: the update was interrupted (SIGHUP)");
         const recover = await run("recover", ["--stack", stack.stack.name]);
         expect(recover.code, recover.output).toBe(0);
 
