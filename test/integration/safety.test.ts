@@ -284,8 +284,8 @@ describe("drift", () => {
 
 describe("failures after the writers were paused", () => {
     it("a migration that fails resumes them (a fresh marker of this run) and says so; resumeOnFailure=false says how to resume", async () => {
-        // One short try: the lock-aware apply gives up at once.
-        const s = await createStack({ lockTimeout: "1s", lockRetries: "0" });
+        // The session in the way holds its lock past the try's timeout: the apply waits for it only as long as its budget, here 2 s (the default 2 min made this test wait 4 minutes for the same result).
+        const s = await createStack({ lockTimeout: "1s", lockRetries: "0", lockRetryBudget: "2s" });
         const holder = new Client(cluster().clientConfig);
         await holder.connect();
         const started = Date.now();
@@ -296,7 +296,7 @@ describe("failures after the writers were paused", () => {
             expect(failure).toContain("the writers were resumed (rollout:resumeWriters ran");
             expect(fs.statSync(s.markers.resumed).mtimeMs).toBeGreaterThanOrEqual(started - 1000);
 
-            const kept = await createStack({ lockTimeout: "1s", lockRetries: "0", resumeOnFailure: "false" });
+            const kept = await createStack({ lockTimeout: "1s", lockRetries: "0", lockRetryBudget: "2s", resumeOnFailure: "false" });
             const keptFailure = await failureOf(kept.stack.up());
             expect(keptFailure).toContain("WRITERS ARE STILL PAUSED");
             expect(keptFailure).toContain(`touch ${kept.markers.resumed}`);
