@@ -11,7 +11,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { PROJECT_ROOT, type FixtureRunOptions, type ProcessResult, type StackConfigValues, expectSuccess, runApplicationPython } from "./fixture";
+import { PROJECT_ROOT, type FixtureRunOptions, type ProcessResult, type StackConfigValues, expectSuccess, fixtureStackConfig, runApplicationPython } from "./fixture";
 
 export const BILLING_DIR = path.join(PROJECT_ROOT, "test/fixtures/billing");
 export const BILLING_PYTHON = path.join(PROJECT_ROOT, ".state/venv-billing/bin/python");
@@ -60,29 +60,24 @@ export async function billingSeed(dbUrl: string, invoices: number, entriesPerInv
 }
 
 /**
- * The stack config for the billing app, same shape as `fixtureStackConfig`:
- * url access, the billing venv's alembic and backfill, the billing revisions,
+ * The stack config for the billing app: `fixtureStackConfig` (url access, no
+ * protect) with the billing venv's alembic and backfill, the billing revisions,
  * version table and columns, the URL handed over in BILLING_DATABASE_URL, the
  * dump into `backupDir`. `dbUrl` is used as given (a psycopg2 URL).
  * `overrides` are `rollout:*` keys without the namespace.
  */
 export function billingStackConfig(dbUrl: string, backupDir: string, overrides: Record<string, string> = {}): StackConfigValues {
     const python = shQuote(BILLING_PYTHON);
-    const config: StackConfigValues = {
-        "rollout:dbUrl": { value: dbUrl, secret: true },
-        "rollout:pgAccess": { value: "url" },
-        "rollout:appDir": { value: BILLING_DIR },
-        "rollout:alembic": { value: `${python} -m alembic` },
-        "rollout:backfill": { value: `${python} scripts/backfill_digest_v2.py` },
-        "rollout:expectedHead": { value: BILLING_EXPECTED_HEAD },
-        "rollout:targetRevision": { value: BILLING_TARGET },
-        "rollout:alembicVersionTable": { value: BILLING_VERSION_TABLE },
-        "rollout:backupDir": { value: backupDir },
-        "rollout:backupLabel": { value: "pre-billing" },
-        "rollout:newColumns": { value: JSON.stringify(BILLING_NEW_COLUMNS) },
-        "rollout:dbUrlEnv": { value: BILLING_URL_ENV },
-        "rollout:protect": { value: "false" },
-    };
-    for (const [key, value] of Object.entries(overrides)) config[`rollout:${key}`] = { value };
-    return config;
+    return fixtureStackConfig(dbUrl, backupDir, {
+        appDir: BILLING_DIR,
+        alembic: `${python} -m alembic`,
+        backfill: `${python} scripts/backfill_digest_v2.py`,
+        expectedHead: BILLING_EXPECTED_HEAD,
+        targetRevision: BILLING_TARGET,
+        alembicVersionTable: BILLING_VERSION_TABLE,
+        backupLabel: "pre-billing",
+        newColumns: JSON.stringify(BILLING_NEW_COLUMNS),
+        dbUrlEnv: BILLING_URL_ENV,
+        ...overrides,
+    });
 }
