@@ -2,9 +2,12 @@ import { defineConfig } from "vitest/config";
 
 export default defineConfig({
     test: {
-        // Integration tests drive real processes (PostgreSQL, the Pulumi engine)
-        // on two cores: one file at a time keeps them reliable.
-        fileParallelism: false,
+        // Two files at a time: an integration file spends much of its time
+        // waiting on processes (PostgreSQL, the engine, alembic), and each has
+        // its own cluster, backend, stacks and folders, so two share nothing.
+        fileParallelism: true,
+        maxWorkers: 2,
+        minWorkers: 1,
         projects: [
             {
                 test: {
