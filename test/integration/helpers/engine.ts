@@ -3,16 +3,19 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { randomBytes } from "node:crypto";
-import { LocalWorkspace, Stack } from "@pulumi/pulumi/automation";
+import { LocalWorkspace, PulumiCommand, Stack } from "@pulumi/pulumi/automation";
 import { requireEngine } from "./requireEngine";
 
 export interface TestStack {
     stack: Stack;
     /** Backend and passphrase, for child processes (e.g. `npm run rollback`) that open the same stack. */
     env: Record<string, string>;
-    /** Destroys what is left and removes the stack and its temporary backend. */
+    /** Removes the stack, whatever it still holds, with its config file and its temporary backend. */
     remove(): Promise<void>;
 }
+
+// One CLI per test process: each workspace would otherwise run `pulumi version` again.
+let pulumiCommand: Promise<PulumiCommand> | undefined;
 
 /**
  * A stack of the program in `workDir` on a fresh file:// backend in a temp dir,
@@ -23,16 +26,17 @@ export async function newTestStack(workDir: string, config: Record<string, { val
     const backendDir = fs.mkdtempSync(path.join(os.tmpdir(), "protea-backend-"));
     const stackName = `test-${randomBytes(4).toString("hex")}`;
     const env = { PULUMI_BACKEND_URL: `file://${backendDir}`, PULUMI_CONFIG_PASSPHRASE: "integration-test-passphrase" };
-    const stack = await LocalWorkspace.createStack({ stackName, workDir }, { envVars: env });
+    pulumiCommand ??= PulumiCommand.get();
+    const stack = await LocalWorkspace.createStack({ stackName, workDir }, { envVars: env, pulumiCommand: await pulumiCommand });
     await stack.setAllConfig(config);
     return {
         stack,
         env,
         async remove() {
             try {
-                // A stack whose last update failed may not destroy cleanly; what
-                // matters here is that no test leaves a stack or its config file.
-                await stack.destroy().catch(() => undefined);
+                // No destroy first: every test's database goes away with its
+                // cluster, and what matters here is that no test leaves a stack,
+                // its backend or its config file.
                 await stack.workspace.removeStack(stackName, { force: true });
             } finally {
                 fs.rmSync(path.join(workDir, `Pulumi.${stackName}.yaml`), { force: true });
