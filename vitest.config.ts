@@ -2,9 +2,9 @@ import { defineConfig } from "vitest/config";
 
 export default defineConfig({
     test: {
-        // Two files at a time: an integration file spends much of its time
-        // waiting on processes (PostgreSQL, the engine, alembic), and each has
-        // its own cluster, backend, stacks and folders, so two share nothing.
+        // Two files at a time: one integration file keeps about one core busy
+        // (its processes run one after another), and each has its own
+        // cluster, backends, stacks and folders, so two share nothing.
         fileParallelism: true,
         maxWorkers: 2,
         minWorkers: 1,

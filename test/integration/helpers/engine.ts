@@ -34,9 +34,9 @@ export async function newTestStack(workDir: string, config: Record<string, { val
         env,
         async remove() {
             try {
-                // No destroy first: every test's database goes away with its
-                // cluster, and what matters here is that no test leaves a stack,
-                // its backend or its config file.
+                // No destroy first: every file throws its database away (its
+                // cluster or container); what matters here is that no test
+                // leaves a stack, its backend or its config file.
                 await stack.workspace.removeStack(stackName, { force: true });
             } finally {
                 fs.rmSync(path.join(workDir, `Pulumi.${stackName}.yaml`), { force: true });
