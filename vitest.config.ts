@@ -47,6 +47,8 @@ export default defineConfig({
             {
                 test: {
                     name: "integration",
+                    // One process runs several files in turn: a new one per file pays 5-10 s of start and module loading on a busy machine.
+                    isolate: false,
                     include: ["test/integration/**/*.test.ts"],
                     testTimeout: 600_000,
                     hookTimeout: 300_000,
