@@ -84,15 +84,19 @@ describe("a rollback from another checkout", () => {
         // The stack's config file comes with every clone (it is tracked); the backend and passphrase are shared.
         const configFile = `Pulumi.${s.stack.name}.yaml`;
         fs.copyFileSync(path.join(checkoutA, configFile), path.join(PROJECT_ROOT, configFile));
-        fs.rmSync(checkoutA, { recursive: true, force: true });
-
-        const fromB = await newTestStackView(s);
-        const preview = await fromB.preview();
-        expect(Object.keys(preview.changeSummary)).toEqual(["same"]);
-        await rollBack(s);
-        expect(await alembicCurrent(cluster().sqlalchemyUrl)).toBe(EXPECTED_HEAD);
-        const types = (await fromB.exportStack()).deployment.resources.map((r: { type: string }) => r.type);
-        expect(types).not.toContain("protea:rollout:Migration");
+        try {
+            fs.rmSync(checkoutA, { recursive: true, force: true });
+            const fromB = await newTestStackView(s);
+            const preview = await fromB.preview();
+            expect(Object.keys(preview.changeSummary)).toEqual(["same"]);
+            await rollBack(s);
+            expect(await alembicCurrent(cluster().sqlalchemyUrl)).toBe(EXPECTED_HEAD);
+            const types = (await fromB.exportStack()).deployment.resources.map((r: { type: string }) => r.type);
+            expect(types).not.toContain("protea:rollout:Migration");
+        } finally {
+            // The copy is this checkout's now: the stack's removal only knows checkout A's.
+            fs.rmSync(path.join(PROJECT_ROOT, configFile), { force: true });
+        }
     });
 });
 
